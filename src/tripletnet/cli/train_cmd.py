@@ -1,0 +1,108 @@
+"""``tripletnet train``: train, evaluate, write the run folder and print the result table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..data import DATASETS
+from ..models import ARCHITECTURES
+from ..training.config import METHODS, TrainConfig
+
+
+def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
+@click.command("train")
+@click.option(
+    "--dataset",
+    type=_choice(list(DATASETS)),
+    default="digits",
+    show_default=True,
+    help="Dataset to train on; digits is bundled, the others read --data-dir.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the dataset's official files.",
+)
+@click.option("--download", is_flag=True, help="Download missing dataset files (needs internet).")
+@click.option(
+    "--method",
+    type=_choice(METHODS),
+    default="triplet",
+    show_default=True,
+    help="triplet: Hoffer & Ailon's Triplet network; siamese: contrastive-loss baseline.",
+)
+@click.option(
+    "--model", type=_choice(ARCHITECTURES), help="Embedding net (default: the dataset's)."
+)
+@click.option("--embedding-dim", type=int, help="Embedding size (default: the net's).")
+@click.option("--epochs", type=int, help="Epochs (default: the dataset's).")
+@click.option(
+    "--triplets-per-epoch", type=int, help="Fresh random triplets per epoch (the paper: 640000)."
+)
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Triplets per batch.")
+@click.option("--lr", type=float, help="Initial learning rate, decayed by a cosine schedule.")
+@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option(
+    "--loss-form",
+    type=_choice(("mse", "nll")),
+    default="mse",
+    show_default=True,
+    help="Triplet loss: MSE of the distance softmax against (0, 1), or its NLL.",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Contrastive-loss margin (siamese).",
+)
+@click.option(
+    "--test-triplets", type=int, default=64_000, show_default=True, help="Fixed test triplets."
+)
+@click.option(
+    "-k", "--k", "k", type=int, default=5, show_default=True, help="k of the k-NN classifier."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (default: runs/DATASET-METHOD-TIMESTAMP).",
+)
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the run folder --out if it exists.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train_command(
+    out: Path | None,
+    resume: bool,
+    overwrite: bool,
+    no_progress: bool,
+    data_dir: Path | None,
+    **options: object,
+) -> None:
+    """Train an embedding net, evaluate it and write a run folder with a report and plots."""
+    from ..evaluation.report import evaluate_run, result_table
+    from ..training import train
+
+    config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
+    if out is None:
+        out = Path("runs") / f"{config.dataset}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config.resolved()  # check the options before touching the run folder
+    summary = train(config, out, resume=resume, overwrite=overwrite, show_progress=not no_progress)
+    click.echo(
+        f"trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
+        f"({summary['images_per_second']:.0f} images/s); evaluating..."
+    )
+    metrics = evaluate_run(out)
+    click.echo(result_table(metrics))
+    click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
+    click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")

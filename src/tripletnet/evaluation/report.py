@@ -1,0 +1,118 @@
+"""Evaluate a run as the paper does and write metrics.json, report.md and embedding.png."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import load_dataset
+from ..files import read_json, write_json_atomic, write_text_atomic
+from ..sampling import fixed_test_triplets
+from ..training.run_folder import load_run
+from .classify import knn_accuracy, linear_probe_accuracy
+from .embed import embed
+from .plots import plot_embedding_2d
+from .triplet_error import triplet_error
+
+
+def evaluate_run(
+    run_dir: str | Path, k: int | None = None, raw_baseline: bool = True
+) -> dict[str, Any]:
+    """Embed train and test with the run's net; report the test triplet error, the linear
+    classifier's and k-NN's test accuracy on the embeddings and, as a baseline, on the raw inputs.
+    """
+    run = load_run(run_dir)
+    config = run.config
+    k = k or config.k
+    data = load_dataset(config.dataset, config.data_dir, config.download)
+    train_emb = embed(run.model, data.train.x, run.prepare)
+    test_emb = embed(run.model, data.test.x, run.prepare)
+    triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
+
+    rows = {"embedding": _classification(train_emb, data.train.y, test_emb, data.test.y, k)}
+    if raw_baseline:
+        raw_train = run.prepare(torch.from_numpy(data.train.x)).numpy()
+        raw_test = run.prepare(torch.from_numpy(data.test.x)).numpy()
+        rows["raw"] = _classification(raw_train, data.train.y, raw_test, data.test.y, k)
+    history_path = Path(run_dir) / "history.json"
+    history = read_json(history_path) if history_path.is_file() else []
+    metrics: dict[str, Any] = {
+        "dataset": config.dataset,
+        "method": config.method,
+        "model": run.spec["architecture"],
+        "embedding_dim": int(train_emb.shape[1]),
+        "train_size": len(data.train),
+        "test_size": len(data.test),
+        "k": k,
+        "test_triplets": len(triplets),
+        "test_triplet_error": triplet_error(test_emb, triplets),
+        "classification": rows,
+        "training": {
+            "epochs": len(history),
+            "seconds": float(sum(row["seconds"] for row in history)),
+            "final_loss": history[-1]["loss"] if history else None,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    }
+    out = Path(run_dir)
+    write_json_atomic(out / "metrics.json", metrics)
+    plot_embedding_2d(
+        test_emb,
+        data.test.y,
+        out / "embedding.png",
+        title=f"{config.dataset} test embeddings ({config.method} network), first two principal components",
+        class_names=run.spec.get("class_names", []),
+    )
+    write_text_atomic(out / "report.md", render_report(metrics))
+    return metrics
+
+
+def _classification(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int
+) -> dict[str, Any]:
+    return {
+        "dim": int(np.prod(train_x.shape[1:])),
+        "linear_accuracy": linear_probe_accuracy(train_x, train_y, test_x, test_y),
+        "knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, k),
+    }
+
+
+def result_table(metrics: dict[str, Any]) -> str:
+    """A Markdown table: one row per feature set, the classifiers' test accuracy in columns."""
+    k = metrics["k"]
+    lines = [f"| features | dim | linear classifier | {k}-NN |", "|---|---:|---:|---:|"]
+    names = {"embedding": f"{metrics['method']} embedding", "raw": "raw inputs (baseline)"}
+    for key, row in metrics["classification"].items():
+        lines.append(
+            f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | {row['knn_accuracy']:.2%} |"
+        )
+    return "\n".join(lines)
+
+
+def render_report(metrics: dict[str, Any]) -> str:
+    training = metrics["training"]
+    return f"""# tripletnet report: {metrics["dataset"]}, {metrics["method"]} network
+
+Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding, trained {training["epochs"]} epochs
+in {training["seconds"]:.1f} s. Test accuracy on {metrics["test_size"]} samples; the classifiers
+are fit on the {metrics["train_size"]} training samples (the paper's protocol: a linear classifier
+on the train embeddings).
+
+{result_table(metrics)}
+
+Test triplet error: **{metrics["test_triplet_error"]:.2%}** on {metrics["test_triplets"]} fixed test
+triplets (a triplet is an error when d(anchor, positive) >= d(anchor, negative)).
+
+![test embeddings](embedding.png)
+
+Machine: {metrics["machine"]["platform"]}, torch {metrics["machine"]["torch"]},
+{metrics["machine"]["threads"]} threads.
+"""

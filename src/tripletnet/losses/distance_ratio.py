@@ -1,0 +1,49 @@
+"""The Triplet network's loss (Hoffer & Ailon 2015, arXiv 1412.6622).
+
+With d+ = ||Net(x) - Net(x+)|| and d- = ||Net(x) - Net(x-)|| (plain L2), the net outputs
+softmax(d+, d-) = (p+, p-). The loss pushes that towards (0, 1):
+
+    MSE form:  ((p+ - 0)^2 + (p- - 1)^2) / 2 = p+^2      (averaged as the authors' MSECriterion)
+    NLL form:  -log p-                                    (the form the paper tried first)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..distances import euclidean
+
+RatioForm = Literal["mse", "nll"]
+
+
+def distance_ratio_loss(
+    d_pos: torch.Tensor, d_neg: torch.Tensor, form: RatioForm = "mse"
+) -> torch.Tensor:
+    """Mean distance-ratio loss over triplets, given their (N,) positive and negative distances."""
+    logits = torch.stack([d_pos, d_neg], dim=1)
+    if form == "mse":
+        return F.softmax(logits, dim=1)[:, 0].pow(2).mean()
+    if form == "nll":
+        return -F.log_softmax(logits, dim=1)[:, 1].mean()
+    raise ValueError(f"form must be 'mse' or 'nll', got {form!r}")
+
+
+class DistanceRatioLoss(nn.Module):
+    """Hoffer & Ailon's triplet loss on (anchor, positive, negative) embeddings, each (N, D)."""
+
+    def __init__(self, form: RatioForm = "mse") -> None:
+        super().__init__()
+        if form not in ("mse", "nll"):
+            raise ValueError(f"form must be 'mse' or 'nll', got {form!r}")
+        self.form: RatioForm = form
+
+    def forward(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> torch.Tensor:
+        return distance_ratio_loss(
+            euclidean(anchor, positive), euclidean(anchor, negative), self.form
+        )

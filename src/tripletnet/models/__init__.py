@@ -1,0 +1,59 @@
+"""Embedding nets by name, so that a run folder can rebuild the exact model it saved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import TripletnetError
+from .nets import MLP, CifarNet, EmbeddingNet, MnistNet
+
+ARCHITECTURES = ("mlp", "mnist", "cifar", "stl10")
+
+DEFAULT_ARCHITECTURE = {
+    "digits": "mlp",
+    "mnist": "mnist",
+    "fashion-mnist": "mnist",
+    "kmnist": "mnist",
+    "cifar10": "cifar",
+    "svhn": "cifar",
+    "svhn-extra": "cifar",
+    "stl10": "stl10",
+}
+
+
+def build_model(
+    architecture: str,
+    input_shape: tuple[int, ...],
+    embedding_dim: int | None = None,
+    **options: Any,
+) -> EmbeddingNet:
+    """Build an embedding net for inputs of ``input_shape`` (C, H, W) or (D,)."""
+    dims: dict[str, Any] = {} if embedding_dim is None else {"embedding_dim": embedding_dim}
+    if architecture == "mlp":
+        features = 1
+        for size in input_shape:
+            features *= size
+        return MLP(features, **dims, **options)
+    if len(input_shape) != 3:
+        raise TripletnetError(
+            f"the {architecture!r} net takes images (C, H, W), got shape {input_shape}"
+        )
+    if architecture == "mnist":
+        return MnistNet(input_shape[0], **dims, **options)
+    if architecture in ("cifar", "stl10"):
+        stride = 3 if architecture == "stl10" else 1
+        return CifarNet(input_shape[0], first_stride=stride, **dims, **options)
+    raise TripletnetError(
+        f"unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}"
+    )
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_ARCHITECTURE",
+    "EmbeddingNet",
+    "MLP",
+    "CifarNet",
+    "MnistNet",
+    "build_model",
+]

@@ -1,0 +1,113 @@
+"""The embedding nets of Hoffer & Ailon (2015), and a small MLP for vector data."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EmbeddingNet(nn.Module):
+    """An embedding net: maps a batch of inputs to (N, embedding_dim) vectors."""
+
+    embedding_dim: int
+
+
+class MLP(EmbeddingNet):
+    """Vector data (e.g. the 8x8 digits as 64-d): Linear-ReLU blocks, then a linear embedding."""
+
+    def __init__(
+        self,
+        in_features: int,
+        embedding_dim: int = 32,
+        hidden: int = 256,
+        depth: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, embedding_dim))
+        self.net = nn.Sequential(*layers)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MnistNet(EmbeddingNet):
+    """The paper's MNIST net, feature maps 1-32-64-128, 128-d output, no fully connected layer.
+
+    The paper gives only the feature maps; the filter sizes are ours: conv5 (28->24), pool (12),
+    conv3 (10), pool (5), conv3 (3), 3x3 max-pool to a 128-d vector. ReLU after every conv,
+    dropout between blocks as in the authors' code.
+    """
+
+    def __init__(
+        self, in_channels: int = 1, embedding_dim: int = 128, dropout: float = 0.25
+    ) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(64, embedding_dim, 3),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+        )
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CifarNet(EmbeddingNet):
+    """The paper's CIFAR-10/SVHN net (the authors' Models/Model.lua), no padding:
+
+    conv5 3->64, pool; conv3 64->128, pool; conv3 128->256, pool; conv2 256->128 with ReLU;
+    32 -> 28 -> 14 -> 12 -> 6 -> 4 -> 2 -> 1, a 128-d embedding. ``first_stride=3`` is the
+    STL-10 variant (96 -> 31 -> 15 -> 13 -> 6 -> 4 -> 2 -> 1).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        embedding_dim: int = 128,
+        first_stride: int = 1,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 5, stride=first_stride),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(64, 128, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(128, 256, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(256, embedding_dim, 2),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+        )
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if out.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"CifarNet expects 32x32 inputs (96x96 with first_stride=3); got {tuple(x.shape[1:])}"
+            )
+        return out

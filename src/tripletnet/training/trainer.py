@@ -1,0 +1,162 @@
+"""The training loop, top to bottom: data, model, method, epochs, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import load_dataset
+from ..errors import TripletnetError
+from ..evaluation.embed import embed
+from ..evaluation.triplet_error import triplet_error
+from ..files import write_json_atomic
+from ..models import DEFAULT_ARCHITECTURE, build_model
+from ..sampling import fixed_test_triplets
+from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .methods import build_method
+from .run_folder import model_spec, prepare_run_folder
+
+
+class TrainingDiverged(TripletnetError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cosine_lr(base_lr: float, progress: float, min_fraction: float) -> float:
+    """Cosine decay from ``base_lr`` to ``base_lr * min_fraction`` as progress goes 0 -> 1."""
+    return base_lr * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    config: TrainConfig,
+    out: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train an embedding net as ``config`` says, writing the run folder ``out``.
+
+    Returns a summary (epochs, seconds, images per second, final test triplet error).
+    """
+    out = Path(out)
+    if resume:
+        from ..files import read_json
+
+        prepare_run_folder(out, resume=True, overwrite=False)
+        config = TrainConfig.from_dict(read_json(out / "config.json"))
+    config = config.resolved()
+    data = load_dataset(config.dataset, config.data_dir, config.download)
+    if not resume:
+        prepare_run_folder(out, resume=False, overwrite=overwrite)
+        write_json_atomic(out / "config.json", config.to_dict())
+
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    architecture = config.model or DEFAULT_ARCHITECTURE.get(config.dataset, "mnist")
+    model = build_model(architecture, data.input_shape, config.embedding_dim).to(device)
+    normalizer = data.normalizer()
+    spec = model_spec(
+        architecture, data.input_shape, model.embedding_dim, normalizer, data.class_names
+    )
+    method = build_method(config, data.train.y)
+    assert config.lr is not None and config.epochs is not None
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+    train_x = torch.from_numpy(data.train.x)
+    test_triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
+
+    def inputs(indices: np.ndarray) -> torch.Tensor:
+        return normalizer(train_x[torch.from_numpy(indices)]).to(device, non_blocking=True)
+
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT, model, optimizer)
+        history, start_epoch = state["history"], state["epoch"]
+
+    steps_per_epoch = method.num_batches()
+    total_steps = steps_per_epoch * config.epochs
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout is reproducible on resume
+        model.train()
+        started, seen, loss_sum, error_sum = time.perf_counter(), 0, 0.0, 0.0
+        bar = tqdm(
+            method.batches(epoch),
+            total=steps_per_epoch,
+            disable=not show_progress,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            leave=False,
+            mininterval=0.5,
+        )
+        for step, batch in enumerate(bar):
+            lr = cosine_lr(
+                config.lr, (epoch * steps_per_epoch + step) / total_steps, config.min_lr_fraction
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, stats = method.loss(model, batch, inputs)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good "
+                    f"checkpoint (epoch {epoch}) is kept in {out}. Lower --lr and run again with --resume"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(batch)
+            error_sum += stats.get("triplet_error", math.nan) * len(batch)
+            seen += len(batch)
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.4f}", triplet_err=f"{error_sum / seen:.3f}", refresh=False
+            )
+        bar.close()
+        seconds = time.perf_counter() - started
+        test_embeddings = embed(model, data.test.x, normalizer, device=device)
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / seen,
+            "train_triplet_error": error_sum / seen,
+            "test_triplet_error": triplet_error(test_embeddings, test_triplets),
+            "lr": lr,
+            "seconds": seconds,
+        }
+        history.append(row)
+        save_checkpoint(
+            out / CHECKPOINT,
+            model,
+            optimizer,
+            {"epoch": epoch + 1, "history": history, "spec": spec},
+        )
+        write_json_atomic(out / "history.json", history)
+        if show_progress:
+            tqdm.write(
+                f"epoch {epoch + 1}/{config.epochs}  loss {row['loss']:.4f}  "
+                f"train triplet error {row['train_triplet_error']:.4f}  "
+                f"test triplet error {row['test_triplet_error']:.4f}  ({seconds:.1f} s)"
+            )
+
+    save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})
+    train_seconds = sum(row["seconds"] for row in history)
+    images = 3 * (config.triplets_per_epoch or 0) * len(history)
+    return {
+        "epochs": len(history),
+        "train_seconds": train_seconds,
+        "images_per_second": images / train_seconds if train_seconds else math.nan,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "test_triplet_error": history[-1]["test_triplet_error"] if history else math.nan,
+    }
