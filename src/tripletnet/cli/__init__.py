@@ -50,6 +50,3 @@ def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     return f"{args[0]} " if args and args[0] in cli.commands else ""
 
-
-if __name__ == "__main__":
-    sys.exit(main())
