@@ -1,0 +1,43 @@
+"""Contrastive loss over every pair of a batch (Hadsell, Chopra & LeCun 2006).
+
+    positive pair:  max(0, D - pos_margin)^2 / 2        negative pair:  max(0, neg_margin - D)^2 / 2
+
+with plain Euclidean D; pos_margin = 0 gives the paper's D^2 / 2. The pair-level function is
+:func:`.contrastive_pairs.contrastive_terms`, shared with the Siamese baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..checks import check_positive
+from ..distances import Distance, Euclidean
+from ..mining.base import PairMiner
+from .base import PairMasks, Reduction, reduce
+from .contrastive_pairs import contrastive_terms
+from .pair_loss import PairLoss
+
+
+class ContrastiveLoss(PairLoss):
+    """Hadsell et al.'s loss on all positive and negative pairs; mean over non-zero terms."""
+
+    def __init__(
+        self,
+        pos_margin: float = 0.0,
+        neg_margin: float = 1.0,
+        distance: Distance | None = None,
+        reduction: Reduction = "mean_nonzero",
+        miner: PairMiner | None = None,
+    ) -> None:
+        super().__init__(distance if distance is not None else Euclidean(), reduction, miner)
+        self.require_distance()
+        check_positive("pos_margin", pos_margin, allow_zero=True)
+        check_positive("neg_margin", neg_margin)
+        self.pos_margin, self.neg_margin = pos_margin, neg_margin
+
+    def pair_loss(self, dissimilarity: torch.Tensor, masks: PairMasks) -> torch.Tensor:
+        pairs = masks.positive | masks.negative
+        terms = contrastive_terms(
+            dissimilarity[pairs], masks.positive[pairs], self.pos_margin, self.neg_margin
+        )
+        return reduce(terms, self.reduction)
