@@ -4,7 +4,8 @@ Every loss is called as ``loss(embeddings, labels, ref_emb=None, ref_labels=None
 returns a scalar; ``distance=``, ``reduction=`` and ``miner=`` change what it compares.
 """
 
-from .base import MetricLoss, PairMasks, pair_masks, reduce
+from ..comparison import PairMasks, pair_masks
+from .base import MetricLoss, reduce
 from .contrastive import ContrastiveLoss
 from .contrastive_pairs import PairContrastiveLoss, contrastive_terms, pair_contrastive_loss
 from .distance_ratio import DistanceRatioLoss, distance_ratio_loss, distance_ratio_terms

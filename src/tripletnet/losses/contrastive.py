@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_positive
+from ..comparison import PairMasks
 from ..distances import Distance, Euclidean
 from ..mining.base import PairMiner
-from .base import PairMasks, Reduction, reduce
+from .base import Reduction, reduce
 from .contrastive_pairs import contrastive_terms
 from .pair_loss import PairLoss
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from ..checks import InvalidInputError
+from ..comparison import Comparison, PairMasks
 from ..distances import Distance
 from ..mining.base import PairMiner
-from .base import Comparison, MetricLoss, PairMasks, Reduction
+from .base import MetricLoss, Reduction
 
 
 class PairLoss(MetricLoss):

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import InvalidInputError, check_positive
+from ..comparison import Comparison
 from ..distances import pairwise_cosine_similarity, pairwise_squared_euclidean
-from .base import Comparison, MetricLoss, Reduction, masked_logsumexp, reduce
+from .base import MetricLoss, Reduction, masked_logsumexp, reduce
 
 
 class ProxyLoss(MetricLoss):

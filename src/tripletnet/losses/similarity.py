@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_positive
+from ..comparison import PairMasks
 from ..distances import CosineSimilarity, Distance
 from ..mining.base import PairMiner
-from .base import PairMasks, Reduction, masked_logsumexp, reduce
+from .base import Reduction, masked_logsumexp, reduce
 from .pair_loss import PairLoss
 
 

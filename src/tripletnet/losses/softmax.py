@@ -15,9 +15,10 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_positive
+from ..comparison import PairMasks
 from ..distances import CosineSimilarity, Distance, DotProduct
 from ..mining.base import PairMiner
-from .base import PairMasks, Reduction, masked_logsumexp, reduce
+from .base import Reduction, masked_logsumexp, reduce
 from .pair_loss import PairLoss
 
 

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import InvalidInputError, check_choice, check_positive
+from ..comparison import Comparison, PairMasks
 from ..distances import Distance, Euclidean
 from ..mining.base import TripletMiner, Triplets
 from ..mining.triplets import all_triplets
-from .base import Comparison, MetricLoss, PairMasks, Reduction, reduce
+from .base import MetricLoss, Reduction, reduce
 from .batch_all import batch_all_hinge, count_triplets
 from .distance_ratio import RatioForm, distance_ratio_terms
 

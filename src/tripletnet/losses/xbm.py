@@ -1,5 +1,5 @@
 """Cross-batch memory (Wang et al. 2020, XBM): compare each batch with the embeddings of the
-last ``memory_size`` samples too, kept (detached) in a first-in first-out queue."""
+last ``memory_size`` samples (this batch included), kept detached in a first-in first-out queue."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ..checks import InvalidInputError, check_embeddings_and_labels
-from .base import Comparison, MetricLoss
+from ..comparison import Comparison
+from .base import MetricLoss
 from .proxy import ProxyLoss
 
 
@@ -30,13 +31,13 @@ class CrossBatchMemory(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_embeddings_and_labels(embeddings, labels, "embeddings")
-        memory = self.memory.to(embeddings).view(-1, embeddings.shape[1])
+        recent = max(self.memory_size - len(embeddings), 0)  # the memory holds this batch too
+        memory = self.memory.to(embeddings).view(-1, embeddings.shape[1])[:recent]
         reference = torch.cat([embeddings, memory])
-        ref_labels = torch.cat([labels, self.memory_labels.to(labels)])
+        ref_labels = torch.cat([labels, self.memory_labels.to(labels)[:recent]])
         loss = self.loss.compute(Comparison(embeddings, labels, reference, ref_labels, True))
-        keep = self.memory_size
-        self.memory = torch.cat([embeddings.detach(), memory])[:keep]
-        self.memory_labels = ref_labels[:keep].detach()
+        self.memory = torch.cat([embeddings.detach(), memory])[: self.memory_size]
+        self.memory_labels = ref_labels[: self.memory_size]
         return loss
 
     def reset(self) -> None:

@@ -11,8 +11,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 import torch
 
+from ..comparison import Comparison, PairMasks, comparison
 from ..distances import Distance, Euclidean
-from ..losses.base import Comparison, PairMasks, comparison
 
 Mined = TypeVar("Mined")
 

@@ -7,8 +7,8 @@ import math
 import torch
 
 from ..checks import check_positive
+from ..comparison import PairMasks
 from ..distances import CosineSimilarity, Distance
-from ..losses.base import PairMasks
 from .base import PairMiner
 
 

@@ -7,8 +7,8 @@ import math
 import torch
 
 from ..checks import check_positive
+from ..comparison import PairMasks
 from ..distances import Distance
-from ..losses.base import PairMasks
 from .base import TripletMiner, Triplets
 
 

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .. import losses, mining
+from ..comparison import pair_masks
 from ..errors import TripletnetError
-from ..losses.base import pair_masks
 from ..losses.batch_all import batch_all_hinge, count_triplets
 from ..sampling import PKSampler
 
