@@ -9,6 +9,8 @@ and a zero (finite) gradient instead of the 0/0 of a plain square root.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -25,18 +27,49 @@ def euclidean(a: torch.Tensor, b: torch.Tensor, eps: float = EPS) -> torch.Tenso
     return torch.sqrt(squared_euclidean(a, b) + eps)
 
 
+class _PairwiseEuclidean(torch.autograd.Function):
+    """(N, M) matrix of sqrt(max(0, |x_i|^2 + |y_j|^2 - 2 x_i.y_j) + eps), or the clamped squares.
+
+    Fused: the forward pass works in place on one matrix and keeps only its output; the backward
+    pass is G = dL/dsq (zero where clamped), grad_x = 2 (rowsum(G) x - G y), grad_y likewise.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, y: torch.Tensor, squared: bool, eps: float
+    ) -> torch.Tensor:
+        norms = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1)
+        out = torch.addmm(norms, x, y.T, alpha=-2.0).clamp_min_(0.0)
+        if not squared:
+            out.add_(eps).sqrt_()
+        ctx.save_for_backward(x, y, out)
+        ctx.squared, ctx.eps = squared, eps
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, y, out = ctx.saved_tensors
+        if ctx.squared:
+            weight = grad.masked_fill(out <= 0, 0.0)
+        else:  # d sqrt(sq + eps) / d sq = 1 / (2 out); zero where sq was clamped at 0
+            weight = (grad / (2.0 * out)).masked_fill_(out.pow(2) <= ctx.eps, 0.0)
+        grad_x = 2.0 * (weight.sum(1, keepdim=True) * x - weight @ y)
+        grad_y = 2.0 * (weight.sum(0)[:, None] * y - weight.T @ x)
+        return grad_x, grad_y, None, None
+
+
 def pairwise_squared_euclidean(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """(N, M) matrix of ||x_i - y_j||^2 via |x|^2 + |y|^2 - 2 x.y, clamped at zero."""
-    y = x if y is None else y
-    sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1) - 2.0 * x @ y.T
-    return sq.clamp_min(0.0)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, x if y is None else y, True, 0.0)
+    return result
 
 
 def pairwise_euclidean(
     x: torch.Tensor, y: torch.Tensor | None = None, eps: float = EPS
 ) -> torch.Tensor:
     """(N, M) matrix of plain L2 distances with the safe square root."""
-    return torch.sqrt(pairwise_squared_euclidean(x, y) + eps)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, x if y is None else y, False, eps)
+    return result
 
 
 def pairwise_cosine_similarity(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,34 +1,65 @@
-"""Exact batch-all triplet hinge sums in O(N M log M) time and O(N M) memory.
+"""Exact batch-all triplet hinge sums without the (N, M, M) tensor of triplets.
 
-For one anchor with positive dissimilarities p_i and negative ones n_j,
+For one anchor, with thresholds t_(1) >= t_(2) >= ... the values p_i + m over its positives
+(p_i = d(a, p_i)) and n_j its negatives' dissimilarities,
 
-    sum_ij max(0, p_i + m - n_j) = sum_i (c_i (p_i + m) - S_i),
+    sum_ij max(0, t_i - n_j) = sum_j (T(r_j) - r_j n_j),
 
-where c_i counts the negatives below p_i + m and S_i sums them: sort the negatives once, then a
-``searchsorted`` and a prefix sum give c_i and S_i. The gradient is as direct: d/dp_i = c_i and
-d/dn_j = -(number of positives with p_i + m > n_j). Rows are processed in chunks, so no
-(N, M, M) tensor is ever built; sums are accumulated in float64.
+where r_j counts the thresholds above n_j and T(r) = t_(1) + ... + t_(r). A histogram h of the
+r_j gives sum_j T(r_j) = sum_v h_v T(v), and the gradient is as direct: d/dn_j = -r_j and
+d/dt_(i) = c_(i) = number of negatives below t_(i) = sum_{v >= i} h_v. With K positives per anchor
+(P x K batches) the r_j cost K comparisons per pair: O(N M K) work, O(N M) memory (one byte per
+pair is kept for the backward pass); with many positives per anchor a binary search replaces
+the comparisons (O(N M log K)). Rows go in cache-sized chunks; sums accumulate in float64.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 18
+FEW_POSITIVES = 24  # up to this many positives per anchor, count by comparisons
+
+
+class Thresholds(NamedTuple):
+    """The rows' positive thresholds t = p + m packed to (rows, k), -inf where a row has fewer."""
+
+    values: torch.Tensor
+    row: torch.Tensor  # (positives,) row of each positive
+    rank: torch.Tensor  # (positives,) its slot among the row's k
+    column: torch.Tensor  # (positives,) its column in the matrix
 
 
 def _row_chunks(rows: int, columns: int) -> Iterator[slice]:
     step = max(1, CHUNK_ELEMENTS // max(columns, 1))
     for start in range(0, rows, step):
-        yield slice(start, start + step)
+        yield slice(start, min(start + step, rows))
 
 
-def _counts_below(sorted_values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    return torch.searchsorted(sorted_values, thresholds.contiguous())
+def _thresholds(values: torch.Tensor, positive: torch.Tensor, margin: float) -> Thresholds:
+    counts = positive.sum(dim=1)
+    row, column = positive.nonzero(as_tuple=True)
+    rank = torch.arange(len(row), device=row.device) - (counts.cumsum(0) - counts)[row]
+    packed = values.new_full((len(values), int(counts.max())), float("-inf"))
+    packed[row, rank] = values[row, column] + margin
+    return Thresholds(packed, row, rank, column)
+
+
+def _count_above(thresholds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """(rows, M): how many of the row's thresholds exceed each value (int8 when few)."""
+    k = thresholds.shape[1]
+    if k <= FEW_POSITIVES:
+        count = torch.zeros(values.shape, dtype=torch.int8, device=values.device)
+        above = torch.empty(values.shape, dtype=torch.bool, device=values.device)
+        for slot in range(k):
+            count.add_(torch.lt(values, thresholds[:, slot : slot + 1], out=above))
+        return count
+    ascending = thresholds.sort(dim=1).values
+    return (k - torch.searchsorted(ascending, values, right=True)).int()
 
 
 class _BatchAllHinge(torch.autograd.Function):
@@ -42,39 +73,45 @@ class _BatchAllHinge(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros((), dtype=torch.float64, device=dissimilarity.device)
         nonzero = torch.zeros((), dtype=torch.int64, device=dissimilarity.device)
+        counts = torch.zeros(
+            dissimilarity.shape,
+            dtype=torch.int8 if int(positive.sum(1).max()) <= FEW_POSITIVES else torch.int32,
+            device=dissimilarity.device,
+        )
+        rows_of, columns_of, below_of = [], [], []
         for rows in _row_chunks(*dissimilarity.shape):
-            values = dissimilarity[rows].double()
-            sorted_negatives = torch.where(negative[rows], values, math.inf).sort(dim=1).values
-            prefix = torch.nn.functional.pad(
-                sorted_negatives.nan_to_num(posinf=0.0).cumsum(dim=1), (1, 0)
-            )
-            thresholds = torch.where(positive[rows], values + margin, -math.inf)
-            count = _counts_below(sorted_negatives, thresholds)
-            below_sum = prefix.gather(1, count)
-            total += torch.where(positive[rows], count * thresholds - below_sum, 0.0).sum()
-            nonzero += count.sum()
-        ctx.save_for_backward(dissimilarity, positive, negative)
-        ctx.margin = margin
+            if not positive[rows].any():
+                continue
+            values = dissimilarity[rows]
+            thresholds = _thresholds(values, positive[rows], margin)
+            largest_first, order = thresholds.values.sort(dim=1, descending=True)
+            above = _count_above(largest_first, values).masked_fill_(~negative[rows], 0)
+            counts[rows] = above
+            histogram = torch.zeros(
+                (len(values), largest_first.shape[1] + 1), dtype=torch.int64, device=values.device
+            ).scatter_add_(1, above.long(), torch.ones_like(above, dtype=torch.int64))
+            top_sums = F.pad(largest_first.double().nan_to_num(neginf=0.0).cumsum(dim=1), (1, 0))
+            total += (histogram * top_sums).sum() - (above * values).sum(dtype=torch.float64)
+            nonzero += (histogram * torch.arange(histogram.shape[1], device=values.device)).sum()
+            below_sorted = histogram[:, 1:].flip(1).cumsum(1).flip(1)  # c_(i) = sum_{v >= i} h_v
+            below = torch.empty_like(below_sorted).scatter_(1, order, below_sorted)
+            rows_of.append(thresholds.row + rows.start)
+            columns_of.append(thresholds.column)
+            below_of.append(below[thresholds.row, thresholds.rank])
+        ctx.save_for_backward(
+            counts,
+            *(torch.cat(parts) if parts else None for parts in (rows_of, columns_of, below_of)),
+        )
         ctx.mark_non_differentiable(nonzero)
         return total.to(dissimilarity.dtype), nonzero
 
     @staticmethod
     def backward(ctx: Any, grad_total: torch.Tensor, _: torch.Tensor) -> tuple[Any, ...]:
-        dissimilarity, positive, negative = ctx.saved_tensors
-        grad = torch.zeros_like(dissimilarity)
-        for rows in _row_chunks(*dissimilarity.shape):
-            values = dissimilarity[rows].double()
-            sorted_negatives = torch.where(negative[rows], values, math.inf).sort(dim=1).values
-            sorted_positives = torch.where(positive[rows], values, -math.inf).sort(dim=1).values
-            below = _counts_below(sorted_negatives, values + ctx.margin)  # c_i for positives
-            # positives with p_i + m > n_j, i.e. p_i > n_j - m: all minus those <= n_j - m
-            not_above = torch.searchsorted(sorted_positives, values - ctx.margin, right=True)
-            above = positive[rows].sum(dim=1, keepdim=True) - (
-                not_above - (~positive[rows]).sum(dim=1, keepdim=True)
-            )
-            row_grad = torch.where(positive[rows], below, 0) - torch.where(negative[rows], above, 0)
-            grad[rows] = row_grad.to(grad.dtype)
-        return grad * grad_total, None, None, None
+        counts, rows, columns, below = ctx.saved_tensors
+        grad = counts.to(grad_total.dtype).neg_()
+        if rows is not None:
+            grad[rows, columns] = below.to(grad.dtype)
+        return grad.mul_(grad_total), None, None, None
 
 
 def batch_all_hinge(
