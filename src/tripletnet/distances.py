@@ -36,14 +36,15 @@ class _PairwiseEuclidean(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, y: torch.Tensor, squared: bool, eps: float
+        ctx: Any, x: torch.Tensor, y: torch.Tensor | None, squared: bool, eps: float
     ) -> torch.Tensor:
-        norms = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1)
-        out = torch.addmm(norms, x, y.T, alpha=-2.0).clamp_min_(0.0)
+        other = x if y is None else y
+        norms = x.pow(2).sum(1, keepdim=True) + other.pow(2).sum(1)
+        out = torch.addmm(norms, x, other.T, alpha=-2.0).clamp_min_(0.0)
         if not squared:
             out.add_(eps).sqrt_()
-        ctx.save_for_backward(x, y, out)
-        ctx.squared, ctx.eps = squared, eps
+        ctx.save_for_backward(x, other, out)
+        ctx.squared, ctx.eps, ctx.symmetric = squared, eps, other is x
         return out
 
     @staticmethod
@@ -53,6 +54,9 @@ class _PairwiseEuclidean(torch.autograd.Function):
             weight = grad.masked_fill(out <= 0, 0.0)
         else:  # d sqrt(sq + eps) / d sq = 1 / (2 out); zero where sq was clamped at 0
             weight = (grad / (2.0 * out)).masked_fill_(out.pow(2) <= ctx.eps, 0.0)
+        if ctx.symmetric:  # y is x: one product with W + W^T, the whole gradient goes to x
+            weight = weight + weight.T
+            return 2.0 * (weight.sum(1, keepdim=True) * x - weight @ x), None, None, None
         grad_x = 2.0 * (weight.sum(1, keepdim=True) * x - weight @ y)
         grad_y = 2.0 * (weight.sum(0)[:, None] * y - weight.T @ x)
         return grad_x, grad_y, None, None
@@ -60,7 +64,7 @@ class _PairwiseEuclidean(torch.autograd.Function):
 
 def pairwise_squared_euclidean(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """(N, M) matrix of ||x_i - y_j||^2 via |x|^2 + |y|^2 - 2 x.y, clamped at zero."""
-    result: torch.Tensor = _PairwiseEuclidean.apply(x, x if y is None else y, True, 0.0)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, y, True, 0.0)
     return result
 
 
@@ -68,7 +72,7 @@ def pairwise_euclidean(
     x: torch.Tensor, y: torch.Tensor | None = None, eps: float = EPS
 ) -> torch.Tensor:
     """(N, M) matrix of plain L2 distances with the safe square root."""
-    result: torch.Tensor = _PairwiseEuclidean.apply(x, x if y is None else y, False, eps)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, y, False, eps)
     return result
 
 
