@@ -9,6 +9,7 @@ and a zero (finite) gradient instead of the 0/0 of a plain square root.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -53,7 +54,8 @@ class _PairwiseEuclidean(torch.autograd.Function):
         if ctx.squared:
             weight = grad.masked_fill(out <= 0, 0.0)
         else:  # d sqrt(sq + eps) / d sq = 1 / (2 out); zero where sq was clamped at 0
-            weight = (grad / (2.0 * out)).masked_fill_(out.pow(2) <= ctx.eps, 0.0)
+            clamped = out <= math.sqrt(ctx.eps) * (1.0 + 1e-4)  # out = sqrt(eps) up to rounding
+            weight = torch.reciprocal(out).mul_(grad).mul_(0.5).masked_fill_(clamped, 0.0)
         if ctx.symmetric:  # y is x: one product with W + W^T, the whole gradient goes to x
             weight = weight + weight.T
             return 2.0 * (weight.sum(1, keepdim=True) * x - weight @ x), None, None, None
