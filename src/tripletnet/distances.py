@@ -40,8 +40,8 @@ class _PairwiseEuclidean(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, y: torch.Tensor | None, squared: bool, eps: float
     ) -> torch.Tensor:
         other = x if y is None else y
-        norms = x.pow(2).sum(1, keepdim=True) + other.pow(2).sum(1)
-        out = torch.addmm(norms, x, other.T, alpha=-2.0).clamp_min_(0.0)
+        out = torch.addmm(other.pow(2).sum(1)[None, :], x, other.T, alpha=-2.0)
+        out.add_(x.pow(2).sum(1, keepdim=True)).clamp_min_(0.0)
         if not squared:
             out.add_(eps).sqrt_()
         ctx.save_for_backward(x, other, out)
@@ -56,9 +56,10 @@ class _PairwiseEuclidean(torch.autograd.Function):
         else:  # d sqrt(sq + eps) / d sq = 1 / (2 out); zero where sq was clamped at 0
             clamped = out <= math.sqrt(ctx.eps) * (1.0 + 1e-4)  # out = sqrt(eps) up to rounding
             weight = torch.reciprocal(out).mul_(grad).mul_(0.5).masked_fill_(clamped, 0.0)
-        if ctx.symmetric:  # y is x: one product with W + W^T, the whole gradient goes to x
-            weight = weight + weight.T
-            return 2.0 * (weight.sum(1, keepdim=True) * x - weight @ x), None, None, None
+        if ctx.symmetric:  # y is x: (W + W^T) x without forming W + W^T; all of it goes to x
+            sums = weight.sum(1, keepdim=True) + weight.sum(0)[:, None]
+            product = torch.addmm(weight @ x, weight.T, x)
+            return 2.0 * (sums * x - product), None, None, None
         grad_x = 2.0 * (weight.sum(1, keepdim=True) * x - weight @ y)
         grad_y = 2.0 * (weight.sum(0)[:, None] * y - weight.T @ x)
         return grad_x, grad_y, None, None

@@ -19,7 +19,7 @@ def reduce(terms: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     """mean, sum, or the mean over the non-zero terms (Hermans et al. 2017); 0 when empty."""
     if reduction == "sum":
         return terms.sum()
-    count = int((terms != 0).sum()) if reduction == "mean_nonzero" else terms.numel()
+    count = int(torch.count_nonzero(terms)) if reduction == "mean_nonzero" else terms.numel()
     return terms.sum() / max(count, 1)
 
 

@@ -31,7 +31,6 @@ class Thresholds(NamedTuple):
     values: torch.Tensor
     row: torch.Tensor  # (positives,) row of each positive
     rank: torch.Tensor  # (positives,) its slot among the row's k
-    column: torch.Tensor  # (positives,) its column in the matrix
 
 
 def _row_chunks(rows: int, columns: int) -> Iterator[slice]:
@@ -46,7 +45,7 @@ def _thresholds(values: torch.Tensor, positive: torch.Tensor, margin: float) -> 
     rank = torch.arange(len(row), device=row.device) - (counts.cumsum(0) - counts)[row]
     packed = values.new_full((len(values), int(counts.max())), float("-inf"))
     packed[row, rank] = values[row, column] + margin
-    return Thresholds(packed, row, rank, column)
+    return Thresholds(packed, row, rank)
 
 
 def _count_above(thresholds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -78,7 +77,10 @@ class _BatchAllHinge(torch.autograd.Function):
             dtype=torch.int8 if int(positive.sum(1).max()) <= FEW_POSITIVES else torch.int32,
             device=dissimilarity.device,
         )
-        rows_of, columns_of, below_of = [], [], []
+        # filled in place, so no small tensor outlives a chunk (and pins freed chunk memory)
+        pair_row, pair_column = positive.nonzero(as_tuple=True)
+        pair_below = torch.empty_like(pair_row)
+        first_pair = F.pad(positive.sum(dim=1).cumsum(0), (1, 0))
         for rows in _row_chunks(*dissimilarity.shape):
             if not positive[rows].any():
                 continue
@@ -95,13 +97,9 @@ class _BatchAllHinge(torch.autograd.Function):
             nonzero += (histogram * torch.arange(histogram.shape[1], device=values.device)).sum()
             below_sorted = histogram[:, 1:].flip(1).cumsum(1).flip(1)  # c_(i) = sum_{v >= i} h_v
             below = torch.empty_like(below_sorted).scatter_(1, order, below_sorted)
-            rows_of.append(thresholds.row + rows.start)
-            columns_of.append(thresholds.column)
-            below_of.append(below[thresholds.row, thresholds.rank])
-        ctx.save_for_backward(
-            counts,
-            *(torch.cat(parts) if parts else None for parts in (rows_of, columns_of, below_of)),
-        )
+            pairs = slice(int(first_pair[rows.start]), int(first_pair[rows.stop]))
+            pair_below[pairs] = below[thresholds.row, thresholds.rank]
+        ctx.save_for_backward(counts, pair_row, pair_column, pair_below)
         ctx.mark_non_differentiable(nonzero)
         return total.to(dissimilarity.dtype), nonzero
 
@@ -109,8 +107,7 @@ class _BatchAllHinge(torch.autograd.Function):
     def backward(ctx: Any, grad_total: torch.Tensor, _: torch.Tensor) -> tuple[Any, ...]:
         counts, rows, columns, below = ctx.saved_tensors
         grad = counts.to(grad_total.dtype).neg_()
-        if rows is not None:
-            grad[rows, columns] = below.to(grad.dtype)
+        grad[rows, columns] = below.to(grad.dtype)
         return grad.mul_(grad_total), None, None, None
 
 

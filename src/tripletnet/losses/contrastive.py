@@ -3,7 +3,7 @@
     positive pair:  max(0, D - pos_margin)^2 / 2        negative pair:  max(0, neg_margin - D)^2 / 2
 
 with plain Euclidean D; pos_margin = 0 gives the paper's D^2 / 2. The pair-level function is
-:func:`.contrastive_pairs.contrastive_terms`, shared with the Siamese baseline.
+:mod:`.contrastive_pairs` (``pull_terms``, ``push_terms``), shared with the Siamese baseline.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from ..checks import check_positive
 from ..comparison import PairMasks
 from ..distances import Distance, Euclidean
 from ..mining.base import PairMiner
-from .base import Reduction, reduce
-from .contrastive_pairs import contrastive_terms
+from .base import Reduction
+from .contrastive_pairs import pull_terms, push_terms
 from .pair_loss import PairLoss
 
 
@@ -37,8 +37,14 @@ class ContrastiveLoss(PairLoss):
         self.pos_margin, self.neg_margin = pos_margin, neg_margin
 
     def pair_loss(self, dissimilarity: torch.Tensor, masks: PairMasks) -> torch.Tensor:
-        pairs = masks.positive | masks.negative
-        terms = contrastive_terms(
-            dissimilarity[pairs], masks.positive[pairs], self.pos_margin, self.neg_margin
-        )
-        return reduce(terms, self.reduction)
+        # the few positives are gathered; the negatives stay a masked (N, M) matrix
+        pull = pull_terms(dissimilarity[masks.positive], self.pos_margin)
+        push = torch.where(masks.negative, push_terms(dissimilarity, self.neg_margin), 0.0)
+        total = pull.sum() + push.sum()
+        if self.reduction == "sum":
+            return total
+        if self.reduction == "mean":
+            count = len(pull) + int(masks.negative.sum())
+        else:
+            count = int(torch.count_nonzero(pull)) + int(torch.count_nonzero(push))
+        return total / max(count, 1)
