@@ -32,7 +32,8 @@ class _PairwiseEuclidean(torch.autograd.Function):
     """(N, M) matrix of sqrt(max(0, |x_i|^2 + |y_j|^2 - 2 x_i.y_j) + eps), or the clamped squares.
 
     Fused: the forward pass works in place on one matrix and keeps only its output; the backward
-    pass is G = dL/dsq (zero where clamped), grad_x = 2 (rowsum(G) x - G y), grad_y likewise.
+    pass is G = dL/dsq (zero where clamped), grad_x = 2 (rowsum(G) x - G y), grad_y likewise
+    (2 (rowsum(G) + colsum(G)) x - 2 (G + G^T) x when y is x).
     """
 
     @staticmethod
@@ -51,17 +52,19 @@ class _PairwiseEuclidean(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, y, out = ctx.saved_tensors
+        # G = dL/dsq, zero where sq was clamped at 0, kept as G / scale to save a pass:
+        # squared: G = grad; plain: d sqrt(sq + eps) / d sq = 1 / (2 out), G = (grad / out) / 2
         if ctx.squared:
-            weight = grad.masked_fill(out <= 0, 0.0)
-        else:  # d sqrt(sq + eps) / d sq = 1 / (2 out); zero where sq was clamped at 0
+            weight, scale = grad.masked_fill(out <= 0, 0.0), 2.0
+        else:
             clamped = out <= math.sqrt(ctx.eps) * (1.0 + 1e-4)  # out = sqrt(eps) up to rounding
-            weight = torch.reciprocal(out).mul_(grad).mul_(0.5).masked_fill_(clamped, 0.0)
-        if ctx.symmetric:  # y is x: (W + W^T) x without forming W + W^T; all of it goes to x
+            weight, scale = torch.div(grad, out).masked_fill_(clamped, 0.0), 1.0
+        if ctx.symmetric:  # y is x: (G + G^T) x without forming G + G^T; all of it goes to x
             sums = weight.sum(1, keepdim=True) + weight.sum(0)[:, None]
             product = torch.addmm(weight @ x, weight.T, x)
-            return 2.0 * (sums * x - product), None, None, None
-        grad_x = 2.0 * (weight.sum(1, keepdim=True) * x - weight @ y)
-        grad_y = 2.0 * (weight.sum(0)[:, None] * y - weight.T @ x)
+            return scale * (sums * x - product), None, None, None
+        grad_x = scale * (weight.sum(1, keepdim=True) * x - weight @ y)
+        grad_y = scale * (weight.sum(0)[:, None] * y - weight.T @ x)
         return grad_x, grad_y, None, None
 
 

@@ -88,8 +88,8 @@ class MarginSoftmaxLoss(ProxyLoss):
         self, embeddings: torch.Tensor, labels: torch.Tensor, proxies: torch.Tensor
     ) -> torch.Tensor:
         cosine = pairwise_cosine_similarity(embeddings, proxies)
-        target = F.one_hot(labels, len(proxies)).bool()
-        logits = torch.where(target, self.target_logit(cosine), cosine) * self.scale
+        target = (torch.arange(len(labels), device=labels.device), labels)
+        logits = cosine.index_put(target, self.target_logit(cosine[target])) * self.scale
         return reduce(F.cross_entropy(logits, labels, reduction="none"), self.reduction)
 
 
