@@ -15,7 +15,7 @@ from ..comparison import PairMasks
 from ..distances import Distance, Euclidean
 from ..mining.base import PairMiner
 from .base import Reduction
-from .contrastive_pairs import pull_terms, push_terms
+from .contrastive_pairs import pull_terms
 from .pair_loss import PairLoss
 
 
@@ -38,9 +38,10 @@ class ContrastiveLoss(PairLoss):
 
     def pair_loss(self, dissimilarity: torch.Tensor, masks: PairMasks) -> torch.Tensor:
         # the few positives are gathered; the negatives stay a masked (N, M) matrix
+        # (push_terms' max(0, m - D)^2 / 2, with the square and the half after the mask)
         pull = pull_terms(dissimilarity[masks.positive], self.pos_margin)
-        push = torch.where(masks.negative, push_terms(dissimilarity, self.neg_margin), 0.0)
-        total = pull.sum() + push.sum()
+        push = (self.neg_margin - dissimilarity).masked_fill_(~masks.negative, 0.0).relu()
+        total = pull.sum() + 0.5 * torch.linalg.vecdot(push.flatten(), push.flatten())
         if self.reduction == "sum":
             return total
         if self.reduction == "mean":
