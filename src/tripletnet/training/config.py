@@ -34,6 +34,12 @@ class TrainConfig:
     k: int = 5
     seed: int = 0
     device: str = "auto"
+    # batch-mining training (tripletnet.training.batch_mining); loss None: Hoffer's triplets
+    loss: str | None = None
+    miner: str | None = None
+    sampler: str = "pk"
+    classes_per_batch: int = 16
+    samples_per_class: int = 8
 
     def resolved(self) -> TrainConfig:
         """A copy with the dataset's defaults filled in and every field checked."""
@@ -64,6 +70,9 @@ class TrainConfig:
             raise TripletnetError(f"--lr must be positive, got {self.lr}")
         if self.margin <= 0:
             raise TripletnetError(f"--margin must be positive, got {self.margin}")
+        from .batch_mining import check_batch_mining_options
+
+        check_batch_mining_options(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
