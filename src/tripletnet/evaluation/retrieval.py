@@ -123,8 +123,6 @@ def retrieve(
     else:
         if gallery_labels is None:
             raise EvaluationInputError("gallery embeddings given without gallery labels")
-        if len(gallery) == 0:
-            raise EvaluationInputError("the gallery is empty: give at least one gallery item")
         gallery, gallery_labels = labelled(
             gallery, gallery_labels, "gallery embeddings", "gallery labels"
         )
