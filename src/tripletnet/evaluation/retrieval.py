@@ -106,6 +106,7 @@ def retrieve(
     gallery_labels: Any | None = None,
     k: int | None = None,
     recall_ks: tuple[int, ...] | None = None,
+    at_least: int = 1,
 ) -> RetrievalResults:
     """Search the gallery for every query and return the ``RetrievalResults``.
 
@@ -113,6 +114,7 @@ def retrieve(
     excluded by index, even when duplicates exist). ``k`` defaults to what the metrics need:
     the largest R and the largest K of Recall@K. ``recall_ks`` defaults to 1, 2, 4, ..., 32, up
     to the number of gallery candidates; a K asked for explicitly must fit in the gallery.
+    ``at_least`` raises the default k (capped by the gallery), e.g. for a k-NN vote or a figure.
     """
     queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
     same_set = gallery is None
@@ -137,7 +139,7 @@ def retrieve(
             f"Recall@K needs 1 <= K <= {candidates} (the gallery candidates); got {recall_ks}"
         )
     if k is None:
-        k = max(int(relevant.max()), max(recall_ks), 1)
+        k = max(int(relevant.max()), max(recall_ks), min(at_least, candidates))
     elif k < max(recall_ks):
         raise EvaluationInputError(
             f"k = {k} is smaller than the largest Recall@K ({max(recall_ks)})"
