@@ -12,8 +12,12 @@ from .retrieval import RetrievalResults
 
 
 def _as_image(x: np.ndarray) -> np.ndarray:
-    """(C, H, W), (H, W) or (H, W, C) pixels as an (H, W[, 3]) float image in [0, 1]."""
+    """(C, H, W), (H, W), (H, W, C) or flat (H * W,) pixels as an (H, W[, 3]) image in [0, 1];
+    a flat vector of another length is shown as one strip."""
     image = np.asarray(x, dtype=np.float64)
+    if image.ndim == 1:
+        side = int(round(np.sqrt(len(image))))
+        image = image.reshape(side, side) if side * side == len(image) else image[None, :]
     if image.ndim == 3 and image.shape[0] in (1, 3):
         image = np.moveaxis(image, 0, -1)
     image = image.squeeze()
@@ -53,7 +57,7 @@ def plot_retrieval_grid(
                 (gallery_images[gallery_row], "tab:green" if hit else "tab:red", f"#{rank}")
             )
         for ax, (image, colour, label) in zip(row, cells, strict=False):
-            ax.imshow(_as_image(image), cmap="gray")
+            ax.imshow(_as_image(image), cmap="gray", aspect="auto")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
