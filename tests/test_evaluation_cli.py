@@ -1,0 +1,65 @@
+"""``tripletnet evaluate`` on .npy files and on a run folder: files written, errors clear."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tripletnet.cli import main
+
+
+@pytest.fixture
+def npy_files(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 240)
+    x = (rng.normal(size=(4, 6))[labels] * 3 + rng.normal(size=(240, 6))).astype(np.float32)
+    paths = {}
+    for name, array in {"q": x[:80], "ql": labels[:80], "g": x[80:], "gl": labels[80:]}.items():
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], array)
+    return paths
+
+
+def test_evaluate_npy_with_gallery_writes_report(npy_files, tmp_path) -> None:
+    out = tmp_path / "out"
+    args = ["evaluate", "--embeddings", str(npy_files["q"]), "--labels", str(npy_files["ql"])]
+    args += ["--gallery-embeddings", str(npy_files["g"]), "--gallery-labels", str(npy_files["gl"])]
+    assert main([*args, "--out", str(out), "--pairs", "200", "--no-tsne"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("precision_at_1", "r_precision", "map_at_r", "recall_at_8"):
+        assert 0.0 <= metrics["retrieval"][key] <= 1.0
+    assert set(metrics["figures"]) == {"embedding_pca", "roc", "distances"}
+    assert all((out / name).is_file() for name in metrics["figures"].values())
+    assert "R-Precision" in (out / "report.md").read_text()
+
+
+def test_evaluate_npy_leave_one_out(npy_files, tmp_path) -> None:
+    out = tmp_path / "loo"
+    args = ["evaluate", "--embeddings", str(npy_files["g"]), "--labels", str(npy_files["gl"])]
+    assert main([*args, "--out", str(out), "--pairs", "100", "--no-tsne"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["same_set"] is True
+
+
+def test_evaluate_bad_input_is_one_line_error(npy_files, tmp_path, capsys) -> None:
+    args = ["evaluate", "--embeddings", str(npy_files["q"]), "--labels", str(npy_files["gl"])]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    assert "must match" in capsys.readouterr().err
+    assert main(["evaluate"]) == 2
+    assert "RUN_DIR or --embeddings" in capsys.readouterr().err
+
+
+def test_evaluate_run_folder_calibrates_and_reuses_threshold(tmp_path) -> None:
+    run = tmp_path / "run"
+    train = ["train", "--epochs", "1", "--triplets-per-epoch", "600", "--test-triplets", "300"]
+    assert main([*train, "--out", str(run), "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"classification", "test_triplet_error", "retrieval", "clustering"} <= set(metrics)
+    assert (run / "retrieval.png").is_file() and (run / "training.png").is_file()
+    assert main(["evaluate", str(run), "--calibrate-far", "0.05", "--no-tsne"]) == 0
+    threshold = json.loads((run / "threshold.json").read_text())
+    assert threshold["measured"]["far"] <= 0.05
+    metrics = json.loads((run / "metrics.json").read_text())
+    saved = metrics["verification"]["at_saved_threshold"]
+    assert saved["threshold"] == threshold["distance_threshold"]
