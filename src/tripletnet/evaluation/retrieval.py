@@ -16,7 +16,6 @@ the averages and reported (``missing_labels``), as pytorch-metric-learning does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,10 +42,14 @@ class RetrievalResults:
     def k(self) -> int:
         return int(self.ids.shape[1])
 
-    @cached_property
+    @property
     def hits(self) -> np.ndarray:
         """(N, k) booleans: neighbour j of query i has the query's label."""
-        return self.gallery_labels[self.ids] == self.query_labels[:, None]
+        return self.hits_of(slice(None))
+
+    def hits_of(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The hits of the given query rows only."""
+        return self.gallery_labels[self.ids[rows]] == self.query_labels[rows, None]
 
     @property
     def scored(self) -> np.ndarray:
@@ -63,22 +66,39 @@ class RetrievalResults:
 
         R-Precision and MAP@R are left out when k is smaller than the largest R.
         """
-        hits, relevant = self.hits[self.scored], self.relevant[self.scored]
+        rows = np.flatnonzero(self.scored)
+        with_r = self.relevant[rows].max(initial=0) <= self.k  # R-Precision, MAP@R need the top R
+        names = ["precision_at_1", "mean_average_precision", "mean_reciprocal_rank"]
+        names += ["r_precision", "map_at_r"] if with_r else []
+        names += [f"{m}_at_{k}" for k in self.recall_ks for m in ("recall", "precision")]
+        scores = {name: np.empty(len(rows)) for name in names}
+        block = max(1, 2**20 // self.k)  # rows at a time: the (block, k) arrays stay in cache
+        for start in range(0, len(rows), block):
+            part = slice(start, start + block)
+            for name, values in self._block_scores(rows[part], with_r).items():
+                scores[name][part] = values
+        return scores
+
+    def _block_scores(self, rows: np.ndarray, with_r: bool) -> dict[str, np.ndarray]:
+        hits, relevant = self.hits_of(rows), self.relevant[rows]
         ranks = np.arange(1, self.k + 1)
-        precision_at_i = np.cumsum(hits, axis=1) / ranks
+        correct = np.cumsum(hits, axis=1, dtype=np.int64)  # hits among the first i
+        weighted = np.where(hits, correct / ranks, 0.0)  # P(i) h_i
         first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
         scores = {
             "precision_at_1": hits[:, 0].astype(np.float64),
-            "mean_average_precision": (precision_at_i * hits).sum(axis=1) / relevant,
+            "mean_average_precision": weighted.sum(axis=1) / relevant,
             "mean_reciprocal_rank": 1.0 / first,
         }
-        if relevant.max(initial=0) <= self.k:  # R-Precision and MAP@R need the top R
-            within_r = hits & (ranks <= relevant[:, None])
-            scores["r_precision"] = within_r.sum(axis=1) / relevant
-            scores["map_at_r"] = (precision_at_i * within_r).sum(axis=1) / relevant
+        if with_r:
+            at_r = np.take_along_axis(correct, relevant[:, None] - 1, axis=1)[:, 0]
+            scores["r_precision"] = at_r / relevant
+            scores["map_at_r"] = (
+                np.where(ranks <= relevant[:, None], weighted, 0.0).sum(1) / relevant
+            )
         for k in self.recall_ks:
-            scores[f"recall_at_{k}"] = hits[:, :k].any(axis=1).astype(np.float64)
-            scores[f"precision_at_{k}"] = hits[:, :k].mean(axis=1)
+            scores[f"recall_at_{k}"] = (correct[:, k - 1] > 0).astype(np.float64)
+            scores[f"precision_at_{k}"] = correct[:, k - 1] / k
         return scores
 
     def summary(self) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def plot_retrieval_grid(
         dpi=120,
         squeeze=False,
     )
-    for row, query in zip(axes, rows, strict=True):
+    hits = results.hits_of(rows)
+    for row, query, query_hits in zip(axes, rows, hits, strict=True):
         cells = [(query_images[query], "black", f"query\nclass {results.query_labels[query]}")]
         for rank, gallery_row in enumerate(results.ids[query, :neighbours], start=1):
             hit = results.hits[query, rank - 1]
