@@ -53,10 +53,8 @@ def plot_retrieval_grid(
     for row, query, query_hits in zip(axes, rows, hits, strict=True):
         cells = [(query_images[query], "black", f"query\nclass {results.query_labels[query]}")]
         for rank, gallery_row in enumerate(results.ids[query, :neighbours], start=1):
-            hit = results.hits[query, rank - 1]
-            cells.append(
-                (gallery_images[gallery_row], "tab:green" if hit else "tab:red", f"#{rank}")
-            )
+            colour = "tab:green" if query_hits[rank - 1] else "tab:red"
+            cells.append((gallery_images[gallery_row], colour, f"#{rank}"))
         for ax, (image, colour, label) in zip(row, cells, strict=False):
             ax.imshow(_as_image(image), cmap="gray", aspect="auto")
             ax.set_xticks([])
