@@ -63,3 +63,21 @@ def test_evaluate_run_folder_calibrates_and_reuses_threshold(tmp_path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     saved = metrics["verification"]["at_saved_threshold"]
     assert saved["threshold"] == threshold["distance_threshold"]
+
+
+def test_compare_two_evaluations_of_the_same_queries(npy_files, tmp_path, capsys) -> None:
+    base = ["evaluate", "--labels", str(npy_files["ql"]), "--pairs", "100", "--no-tsne"]
+    good, noisy = tmp_path / "good", tmp_path / "noisy"
+    assert main([*base, "--embeddings", str(npy_files["q"]), "--out", str(good)]) == 0
+    rng = np.random.default_rng(1)
+    noisy_npy = tmp_path / "noisy.npy"
+    np.save(
+        noisy_npy, np.load(npy_files["q"]) + rng.normal(scale=4.0, size=(80, 6)).astype(np.float32)
+    )
+    assert main([*base, "--embeddings", str(noisy_npy), "--out", str(noisy)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(good), str(noisy)]) == 0
+    table = capsys.readouterr().out
+    assert "| retrieval.precision_at_1 |" in table and "| a |" in table
+    assert main(["compare", str(good), str(tmp_path)]) == 2
+    assert "per_query.npz" in capsys.readouterr().err
