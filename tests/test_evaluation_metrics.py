@@ -107,3 +107,17 @@ def test_single_class_is_a_clear_error() -> None:
         clustering_scores(np.zeros((5, 2), np.float32), np.zeros(5, int))
     with pytest.raises(EvaluationInputError, match="both same-class and different-class"):
         verification_metrics(np.ones(4), np.ones(4, bool))
+
+
+def test_queries_whose_labels_are_all_absent_from_the_gallery_are_reported() -> None:
+    from tripletnet.evaluation.evaluate import evaluate_embeddings
+
+    rng = np.random.default_rng(0)
+    queries, gallery = rng.normal(size=(40, 4)), rng.normal(size=(60, 4))
+    evaluation = evaluate_embeddings(
+        queries, np.arange(40) % 2, gallery, 5 + np.arange(60) % 3, pairs=50, linear_probe=False
+    )
+    retrieval = evaluation.metrics["retrieval"]
+    assert retrieval["missing_labels"] == [0, 1] and retrieval["queries_scored"] == 0
+    assert "precision_at_1" not in retrieval
+    assert evaluation.metrics["classifiers"]["knn_majority_accuracy"] == 0.0

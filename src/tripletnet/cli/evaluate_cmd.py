@@ -125,7 +125,7 @@ def evaluate_command(
         metrics = write_evaluation(out, evaluation, "embeddings", tsne=not no_tsne)
     retrieval = metrics["retrieval"]
     click.echo(
-        f"Precision@1 {retrieval['precision_at_1']:.2%}  R-Precision {retrieval.get('r_precision', float('nan')):.2%}  "
+        f"Precision@1 {retrieval.get('precision_at_1', float('nan')):.2%}  R-Precision {retrieval.get('r_precision', float('nan')):.2%}  "
         f"MAP@R {retrieval.get('map_at_r', float('nan')):.2%}  NMI {metrics['clustering']['nmi']:.4f}  "
         f"ROC AUC {metrics['verification']['roc_auc']:.4f}"
     )

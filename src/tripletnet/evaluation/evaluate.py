@@ -117,7 +117,7 @@ def evaluate_embeddings(
         section, metric = name.split(".")
         if section == "classifiers":
             metrics["classifiers"][metric] = float(np.mean(scores))
-        if name in HEADLINE:
+        if name in HEADLINE and len(scores):  # no scored query: no interval
             metrics["confidence_intervals"][name] = list(
                 bootstrap_ci(scores, confidence, resamples, seed)
             )
