@@ -49,7 +49,32 @@ def evaluate_run(
     test_emb = embed(run.model, data.test.x, run.prepare)
     triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
 
-    rows = {"embedding": _classification(train_emb, data.train.y, test_emb, data.test.y, k)}
+    out = Path(run_dir)
+    if calibrate_far is not None or calibrate_precision is not None:
+        pairs, same = sample_pairs(data.train.y, config.test_triplets, config.seed)
+        calibration = calibrate_threshold(
+            pair_distances(train_emb, pairs), same, calibrate_far, calibrate_precision
+        )
+        save_threshold(out, {**calibration, "split": "train"})
+    saved = load_threshold(out)
+    evaluation = evaluate_embeddings(
+        test_emb,
+        data.test.y,
+        train_emb,
+        data.train.y,
+        k=k,
+        pairs=config.test_triplets,
+        threshold=saved["distance_threshold"] if saved else None,
+        seed=config.seed,
+    )
+    classifiers = evaluation.metrics["classifiers"]  # the same probe and k-NN, measured once
+    rows = {
+        "embedding": {
+            "dim": int(train_emb.shape[1]),
+            "linear_accuracy": classifiers["linear_probe_accuracy"],
+            "knn_accuracy": classifiers["knn_majority_accuracy"],
+        }
+    }
     if raw_baseline:
         raw_train = run.prepare(torch.from_numpy(data.train.x)).numpy()
         raw_test = run.prepare(torch.from_numpy(data.test.x)).numpy()
@@ -78,24 +103,6 @@ def evaluate_run(
             "threads": torch.get_num_threads(),
         },
     }
-    out = Path(run_dir)
-    if calibrate_far is not None or calibrate_precision is not None:
-        pairs, same = sample_pairs(data.train.y, config.test_triplets, config.seed)
-        calibration = calibrate_threshold(
-            pair_distances(train_emb, pairs), same, calibrate_far, calibrate_precision
-        )
-        save_threshold(out, {**calibration, "split": "train"})
-    saved = load_threshold(out)
-    evaluation = evaluate_embeddings(
-        test_emb,
-        data.test.y,
-        train_emb,
-        data.train.y,
-        k=k,
-        pairs=config.test_triplets,
-        threshold=saved["distance_threshold"] if saved else None,
-        seed=config.seed,
-    )
     metrics.update(evaluation.metrics)
     evaluation.metrics = metrics  # metrics.json keeps the run's keys and adds the new ones
     write_evaluation(
