@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
@@ -127,7 +128,8 @@ def plot_training_curves(history: list[dict[str, float]], path: Path, title: str
     """Loss, error/accuracy and learning rate per epoch from a run's history.json."""
     epochs = [row["epoch"] for row in history]
     rates = sorted({key for row in history for key in row if "error" in key or "accuracy" in key})
-    panels = [("loss", ["loss"]), ("error / accuracy", rates), ("learning rate", ["lr"])]
+    rate_name = " / ".join(sorted({key.rsplit("_", 1)[-1] for key in rates}))
+    panels = [("loss", ["loss"]), (rate_name, rates), ("learning rate", ["lr"])]
     panels = [(name, [key for key in keys if key in history[0]]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]
     fig, axes = plt.subplots(
@@ -143,6 +145,7 @@ def plot_training_curves(history: list[dict[str, float]], path: Path, title: str
                 label=key.replace("_", " "),
             )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         if len(keys) > 1:
