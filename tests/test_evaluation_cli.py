@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from tripletnet.cli import main
+from tripletnet.data import load_dataset
+from tripletnet.evaluation.embed import embed
+from tripletnet.training import load_run
 
 
 @pytest.fixture
@@ -50,19 +53,42 @@ def test_evaluate_bad_input_is_one_line_error(npy_files, tmp_path, capsys) -> No
     assert "RUN_DIR or --embeddings" in capsys.readouterr().err
 
 
-def test_evaluate_run_folder_calibrates_and_reuses_threshold(tmp_path) -> None:
+def test_run_folder_calibration_is_reused_by_evaluate_and_verify(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     train = ["train", "--epochs", "1", "--triplets-per-epoch", "600", "--test-triplets", "300"]
     assert main([*train, "--out", str(run), "--no-progress"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"classification", "test_triplet_error", "retrieval", "clustering"} <= set(metrics)
     assert (run / "retrieval.png").is_file() and (run / "training.png").is_file()
+    x = load_dataset("digits").test.x[:40]
+    b = np.concatenate([x[:20], x[20:][::-1]])  # 20 identical pairs, then 20 mixed ones
+    np.save(tmp_path / "a.npy", x)
+    np.save(tmp_path / "b.npy", b)
+    verify = ["verify", str(run), "--first", str(tmp_path / "a.npy")]
+    verify += ["--second", str(tmp_path / "b.npy"), "--out", str(tmp_path / "same.npy")]
+    assert main(verify) == 2
+    assert "--calibrate-far" in capsys.readouterr().err
+
     assert main(["evaluate", str(run), "--calibrate-far", "0.05", "--no-tsne"]) == 0
     threshold = json.loads((run / "threshold.json").read_text())
     assert threshold["measured"]["far"] <= 0.05
     metrics = json.loads((run / "metrics.json").read_text())
     saved = metrics["verification"]["at_saved_threshold"]
     assert saved["threshold"] == threshold["distance_threshold"]
+
+    assert main(verify) == 0  # tripletnet verify decides with the saved threshold
+    same = np.load(tmp_path / "same.npy")
+    trained = load_run(run)
+    distance = np.linalg.norm(
+        embed(trained.model, x, trained.prepare) - embed(trained.model, b, trained.prepare), axis=1
+    )
+    assert same.dtype == bool and same[:20].all()
+    clear = np.abs(distance - threshold["distance_threshold"]) > 1e-4  # float noise at the edge
+    np.testing.assert_array_equal(same[clear], (distance <= threshold["distance_threshold"])[clear])
+    assert main([*verify, "--threshold", "-1"]) == 0 and not np.load(tmp_path / "same.npy").any()
+    np.save(tmp_path / "b.npy", x[:3])
+    assert main(verify) == 2
+    assert "pair them 1:1" in capsys.readouterr().err
 
 
 def test_compare_two_evaluations_of_the_same_queries(npy_files, tmp_path, capsys) -> None:
