@@ -3,9 +3,12 @@
 Each case runs in a fresh subprocess so its peak RSS is its own. Cases:
   mnist  10,000 queries vs a 60,000 gallery (D = 128, 10 classes, synthetic), ours vs PML
   large  20,000 queries vs a 1,000,000 gallery (D = 128, 1,000 classes), ours (PML with --pml-large)
+  mnist-pixels  the real MNIST test set (10,000 queries) vs its train set (60,000 gallery), raw
+         pixels in [0, 1] (D = 784), ours vs PML; needs --mnist-dir
 Both compute Precision@1, R-Precision and MAP@R with k = the largest class (PML: "max_bin_count").
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/evaluation.py [--cases mnist large] [--pml-large]
+    ... bench/evaluation.py --cases mnist-pixels --mnist-dir /work/shared/data/mnist
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 
 import numpy as np
 
-CASES = {"mnist": (10_000, 60_000, 10), "large": (20_000, 1_000_000, 1_000)}
+CASES = {"mnist": (10_000, 60_000, 10), "large": (20_000, 1_000_000, 1_000), "mnist-pixels": None}
 DIM = 128
 NOISE = 1.5  # classes overlap a little, so the metrics are not all 1
 
@@ -42,8 +45,23 @@ def synthetic(queries: int, gallery: int, classes: int, seed: int = 0):
     return draw(queries), draw(gallery)
 
 
-def run_one(case: str, implementation: str) -> dict:
-    (q, ql), (g, gl) = synthetic(*CASES[case])
+def mnist_pixels(data_dir: str):
+    """Real MNIST: (test images, labels) as queries, (train images, labels) as gallery."""
+    from tripletnet.data import load_dataset
+
+    data = load_dataset("mnist", data_dir)
+
+    def flat(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32) / 255.0
+
+    return (flat(data.test.x), data.test.y), (flat(data.train.x), data.train.y)
+
+
+def run_one(case: str, implementation: str, mnist_dir: str | None = None) -> dict:
+    if case == "mnist-pixels":
+        (q, ql), (g, gl) = mnist_pixels(str(mnist_dir))
+    else:
+        (q, ql), (g, gl) = synthetic(*CASES[case])
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     if implementation == "tripletnet":
         from tripletnet.evaluation.retrieval import retrieve
@@ -88,21 +106,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=["mnist", "large"])
     parser.add_argument("--pml-large", action="store_true", help="also run PML on the large case")
+    parser.add_argument("--mnist-dir", help="MNIST's idx files, for the mnist-pixels case")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one)))
+        print(json.dumps(run_one(*args.one, args.mnist_dir)))
         return
+    if "mnist-pixels" in args.cases and not args.mnist_dir:
+        parser.error("the mnist-pixels case needs --mnist-dir")
     for case in args.cases:
-        queries, gallery, classes = CASES[case]
-        print(f"\n{case}: {queries} queries vs {gallery} gallery, D = {DIM}, {classes} classes")
+        if CASES[case] is None:
+            print(f"\n{case}: MNIST test (10000) vs train (60000), raw pixels, D = 784, 10 classes")
+        else:
+            queries, gallery, classes = CASES[case]
+            print(f"\n{case}: {queries} queries vs {gallery} gallery, D = {DIM}, {classes} classes")
         rows = {}
-        implementations = ["tripletnet"] + (["pml"] if case == "mnist" or args.pml_large else [])
+        implementations = ["tripletnet"] + (["pml"] if case != "large" or args.pml_large else [])
         for implementation in implementations:
             output = subprocess.run(
-                [sys.executable, __file__, "--one", case, implementation],
+                [sys.executable, __file__, "--one", case, implementation]
+                + (["--mnist-dir", args.mnist_dir] if args.mnist_dir else []),
                 check=True,
                 capture_output=True,
                 text=True,
