@@ -49,4 +49,3 @@ def main(argv: list[str] | None = None) -> int:
 def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     return f"{args[0]} " if args and args[0] in cli.commands else ""
-
