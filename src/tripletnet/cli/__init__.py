@@ -12,6 +12,9 @@ import click
 from ..errors import TripletnetError
 from .embed_cmd import embed_command
 from .evaluate_cmd import evaluate_command
+from .index_cmd import index_command
+from .search_cmd import search_command
+from .serve_cmd import serve_command
 from .train_cmd import train_command
 
 
@@ -24,6 +27,9 @@ def cli() -> None:
 cli.add_command(train_command)
 cli.add_command(evaluate_command)
 cli.add_command(embed_command)
+cli.add_command(index_command)
+cli.add_command(search_command)
+cli.add_command(serve_command)
 
 
 def main(argv: list[str] | None = None) -> int:
