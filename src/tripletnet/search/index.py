@@ -5,7 +5,8 @@ Kinds, chosen by name (FAISS factory strings in brackets):
 - ``exact``: brute-force L2 search [Flat]; exact, O(N D) per query.
 - ``hnsw``:  a graph of M neighbours per vector [HNSW32]; approximate, fast at any N.
 - ``ivfpq``: an inverted file of ``nlist`` k-means cells, vectors compressed by product
-  quantisation to ``m`` bytes [IVF{nlist},PQ{m}]; approximate, small, needs training data.
+  quantisation to ``m`` codes of ``nbits`` bits [IVF{nlist},PQ{m}x{nbits}]; approximate, small,
+  trained on the first vectors added.
 
 Ids are int64 chosen by the index (0, 1, 2, ...; never reused). FAISS keeps them: an IVF index
 stores ids in its lists; flat and HNSW indexes are wrapped in IndexIDMap2. A removal never
@@ -36,7 +37,7 @@ FORMAT = 1
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "exact": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 16},  # 0: chosen from the data (see _ivfpq_shape)
+    "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16},  # 0: chosen from the data
 }
 
 
@@ -66,11 +67,13 @@ class ModelRef:
     run_dir: str | None = None
 
 
-def _ivfpq_shape(dim: int, count: int) -> tuple[int, int]:
-    """nlist ~ 4 sqrt(N) cells (at least 39 training points each); m sub-vectors of >= 4 dims."""
+def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
+    """nlist ~ 4 sqrt(N) cells and 2^nbits codes per sub-quantiser, each with >= 39 training
+    points (FAISS's rule of thumb); m sub-vectors of >= 4 dimensions."""
     nlist = max(1, min(int(4 * math.sqrt(count)), count // 39))
+    nbits = int(min(8, max(4, math.floor(math.log2(max(count, 1) / 39)))))
     m = max(d for d in range(1, dim + 1) if dim % d == 0 and dim // d >= 4) if dim >= 4 else 1
-    return nlist, m
+    return nlist, m, nbits
 
 
 class SearchIndex:
@@ -116,7 +119,7 @@ class SearchIndex:
             return "Flat"
         if self.kind == "hnsw":
             return f"HNSW{self.params['M']}"
-        return f"IVF{self.params['nlist']},PQ{self.params['m']}"
+        return f"IVF{self.params['nlist']},PQ{self.params['m']}x{self.params['nbits']}"
 
     def _new_faiss(self, training: np.ndarray | None = None) -> faiss.Index:
         if self.kind == "ivfpq":
@@ -131,14 +134,16 @@ class SearchIndex:
         return inner if self.kind == "ivfpq" else faiss.IndexIDMap2(inner)
 
     def _check_ivfpq(self, training: np.ndarray) -> None:
-        nlist, m = _ivfpq_shape(self.dim, len(training))
-        self.params["nlist"] = self.params["nlist"] or nlist
-        self.params["m"] = self.params["m"] or m
+        chosen = dict(
+            zip(("nlist", "m", "nbits"), _ivfpq_shape(self.dim, len(training)), strict=True)
+        )
+        for name, value in chosen.items():
+            self.params[name] = self.params[name] or value
         if self.dim % self.params["m"]:
             raise TripletnetError(
                 f"ivfpq: m={self.params['m']} must divide the dimension {self.dim}"
             )
-        min_points = max(256, self.params["nlist"])
+        min_points = max(64, self.params["nlist"], 2 ** self.params["nbits"])
         if len(training) < min_points:
             raise TripletnetError(
                 f"an ivfpq index needs at least {min_points} vectors to train its quantisers, "
@@ -209,7 +214,7 @@ class SearchIndex:
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove the items with these ids (unknown ids are ignored); return how many went."""
         with self._lock.writing():
-            gone = [int(i) for i in ids if int(i) in self.items]
+            gone = sorted({int(i) for i in ids} & self.items.keys())
             if not gone or self._faiss is None:
                 return 0
             if self.kind == "hnsw":  # an HNSW graph cannot drop nodes: rebuild without them
