@@ -42,7 +42,7 @@ def search_command(
         queries = embedder.embed_images([read_image(image)])
     else:
         assert vector is not None
-        queries = np.load(vector, allow_pickle=False)
+        queries = np.atleast_2d(np.load(vector, allow_pickle=False))
     for number, hits in enumerate(index.search(queries, k)):
         if len(queries) > 1:
             click.echo(f"query {number}")

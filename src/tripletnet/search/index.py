@@ -308,14 +308,15 @@ class SearchIndex:
                 manifest = self.manifest()
                 blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
                 ids = list(self.items)
+                with_thumbnails = [i for i in ids if i in self.thumbnails]
                 columns = {
                     "ids": ids,
                     "labels": [self.items[i].label for i in ids],
                     "sources": [self.items[i].source for i in ids],
+                    "thumbnail_ids": with_thumbnails,
                 }
-                thumbs = (
-                    np.stack([self.thumbnails[i] for i in ids]) if self._has_thumbnails() else None
-                )
+                pictures = [self.thumbnails[i] for i in with_thumbnails]
+                thumbs = np.stack(pictures) if pictures else None
             files = {
                 "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
                 "items.json": lambda p: p.write_text(json.dumps(columns)),
@@ -325,9 +326,6 @@ class SearchIndex:
             if thumbs is not None:
                 files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
             return write_version(root, files)
-
-    def _has_thumbnails(self) -> bool:
-        return bool(self.items) and all(i in self.thumbnails for i in self.items)
 
     @classmethod
     def load(cls, root: str | Path) -> SearchIndex:
@@ -355,7 +353,7 @@ class SearchIndex:
         index.items = {i: Item(i, label, source) for i, label, source in rows}
         if (folder / "thumbnails.npy").is_file():
             thumbs = np.load(folder / "thumbnails.npy", allow_pickle=False)
-            index.thumbnails = dict(zip(columns["ids"], thumbs, strict=True))
+            index.thumbnails = dict(zip(columns["thumbnail_ids"], thumbs, strict=True))
         stored = 0 if index._faiss is None else index._faiss.ntotal
         if stored != len(index.items):
             raise IndexFolderError(
