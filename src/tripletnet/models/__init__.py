@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TripletnetError
-from .nets import MLP, CifarNet, EmbeddingNet, MnistNet
+from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet
 
-ARCHITECTURES = ("mlp", "mnist", "cifar", "stl10")
+ARCHITECTURES = ("mlp", "small-conv", "mnist", "cifar", "stl10")
 
 DEFAULT_ARCHITECTURE = {
-    "digits": "mlp",
+    "digits": "small-conv",
     "mnist": "mnist",
     "fashion-mnist": "mnist",
     "kmnist": "mnist",
@@ -38,6 +38,8 @@ def build_model(
         raise TripletnetError(
             f"the {architecture!r} net takes images (C, H, W), got shape {input_shape}"
         )
+    if architecture == "small-conv":
+        return SmallConvNet(input_shape[0], **dims, **options)
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
     if architecture in ("cifar", "stl10"):
