@@ -34,7 +34,11 @@ def image(row: int = 0, data: bytes | None = None) -> dict[str, tuple[str, bytes
 
 def test_health_page_and_openapi(client: TestClient) -> None:
     health = client.get("/health").json()
-    assert (health["dim"], health["count"], health["model"]["architecture"]) == (16, 450, "mlp")
+    assert (health["dim"], health["count"], health["model"]["architecture"]) == (
+        16,
+        450,
+        "small-conv",
+    )
     assert len(health["model"]["fingerprint"]) == 64
     page = client.get("/")
     assert page.status_code == 200 and 'id="results"' in page.text

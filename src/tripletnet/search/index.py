@@ -129,7 +129,9 @@ class SearchIndex:
         if self.kind == "hnsw":
             inner.hnsw.efConstruction = self.params["ef_construction"]
         if training is not None and self.kind == "ivfpq":
-            inner.train(training)
+            ivf: Any = faiss.downcast_index(inner)
+            ivf.do_polysemous_training = False  # slow, and its codes go unused
+            ivf.train(training)
         self._tune(inner)
         return inner if self.kind == "ivfpq" else faiss.IndexIDMap2(inner)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from ..search import Embedder, ImageError, Item, SearchIndex, decode_image
-from ..search.images import is_image_model, png_bytes
+from ..search.images import png_bytes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_K = 1000
@@ -86,7 +86,7 @@ class Service:
         self.index = index
         self.index_dir = index_dir
         self.max_k = max_k
-        self.images = is_image_model(embedder.input_shape)
+        self.images = embedder.raw_format.is_image
 
     def vector(self, values: list[float]) -> np.ndarray:
         if len(values) != self.index.dim:
