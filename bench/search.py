@@ -4,8 +4,12 @@
     python bench/search.py --n 100000 --queries 500           # a quicker look
 
 The data are NOT uniform noise (on which every approximate index looks bad and no embedding
-looks like): ``--clusters`` Gaussian blobs with random centres and per-cluster spreads, the
-shape a trained embedding of many classes has. Queries are fresh draws from the same blobs.
+looks like): ``--clusters`` blobs with random centres and per-cluster spreads, the shape a
+trained embedding of many classes has. Each blob is a Gaussian in its own random
+``--intrinsic-dim``-dimensional subspace plus isotropic noise of ``--noise`` times its spread:
+embeddings are low-dimensional manifolds in R^D. ``--intrinsic-dim 0`` makes every blob a full
+D-dimensional Gaussian, a much harder case (within a blob, neighbours are nearly equidistant).
+Queries are fresh draws from the same blobs.
 Recall@10 is |approximate top-10 ∩ exact top-10| / 10, averaged over the queries; QPS is the
 number of queries over the wall time of one batched ``search`` call (same threads for all kinds).
 Memory is the growth of the process's resident set while the index is built (vectors, graph
@@ -18,6 +22,7 @@ import argparse
 import gc
 import os
 import time
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -30,22 +35,43 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def blobs(clusters: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random cluster centres and a spread (standard deviation) per cluster."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, 1.0, (clusters, dim)).astype(np.float32)
-    return centres, rng.uniform(0.1, 0.4, clusters).astype(np.float32)
+@dataclass
+class Blobs:
+    """Cluster centres, a spread per cluster and, per cluster, an orthonormal basis (or None)."""
 
+    centres: np.ndarray
+    spread: np.ndarray
+    bases: np.ndarray | None
+    noise: float
 
-def draw(n: int, centres: np.ndarray, spread: np.ndarray, seed: int) -> np.ndarray:
-    """``n`` points from the blobs, made in chunks (no float64 copy of the whole set)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, centres.shape[1]), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        which = rng.integers(0, len(centres), min(100_000, n - start))
-        noise = rng.standard_normal((len(which), centres.shape[1]), dtype=np.float32)
-        out[start : start + len(which)] = centres[which] + noise * spread[which, None]
-    return out
+    @classmethod
+    def random(cls, clusters: int, dim: int, intrinsic: int, noise: float) -> Blobs:
+        rng = np.random.default_rng(0)
+        centres = rng.normal(0.0, 1.0, (clusters, dim)).astype(np.float32)
+        spread = rng.uniform(0.1, 0.4, clusters).astype(np.float32)
+        bases = None
+        if intrinsic:
+            gaussian = rng.standard_normal((clusters, dim, intrinsic), dtype=np.float32)
+            bases = np.linalg.qr(gaussian)[0] * np.sqrt(dim / intrinsic, dtype=np.float32)
+        return cls(centres, spread, bases, noise)
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        """``n`` points, made in chunks (no float64 copy of the whole set)."""
+        rng = np.random.default_rng(seed)
+        dim = self.centres.shape[1]
+        out = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 100_000):
+            which = rng.integers(0, len(self.centres), min(100_000, n - start))
+            if self.bases is None:
+                offset = rng.standard_normal((len(which), dim), dtype=np.float32)
+            else:
+                local = rng.standard_normal((len(which), self.bases.shape[2]), dtype=np.float32)
+                offset = np.einsum("nij,nj->ni", self.bases[which], local)
+                offset += self.noise * rng.standard_normal((len(which), dim), dtype=np.float32)
+            out[start : start + len(which)] = (
+                self.centres[which] + offset * self.spread[which, None]
+            )
+        return out
 
 
 def top_ids(index: SearchIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -66,21 +92,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--intrinsic-dim", type=int, default=16, help="0: full-D blobs")
+    parser.add_argument("--noise", type=float, default=0.1, help="off-subspace noise / spread")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-construction", type=int, default=40)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--ef-construction", type=int, default=80)
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     parser.add_argument("--nlist", type=int, default=1024)
     parser.add_argument("--pq-m", type=int, default=32)
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args()
 
-    print(f"data: {args.n:,} x {args.dim} clustered ({args.clusters} blobs), {args.queries} queries, "
+    shape = f"{args.intrinsic_dim}-d + noise {args.noise}" if args.intrinsic_dim else "full-D"
+    print(f"data: {args.n:,} x {args.dim} in {args.clusters} blobs ({shape}), {args.queries} queries, "
           f"k={args.k}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")  # fmt: skip
-    centres, spread = blobs(args.clusters, args.dim)
-    vectors = draw(args.n, centres, spread, seed=1)
-    queries = draw(args.queries, centres, spread, seed=2)
+    blobs = Blobs.random(args.clusters, args.dim, args.intrinsic_dim, args.noise)
+    vectors = blobs.draw(args.n, seed=1)
+    queries = blobs.draw(args.queries, seed=2)
     kinds = [
         ("exact", {}, [{}]),
         ("hnsw", {"M": args.hnsw_m, "ef_construction": args.ef_construction},
