@@ -12,6 +12,7 @@ import click
 from ..errors import TripletnetError
 from .embed_cmd import embed_command
 from .evaluate_cmd import evaluate_command
+from .pretrain_cmd import pretrain_command
 from .train_cmd import train_command
 
 
@@ -24,6 +25,7 @@ def cli() -> None:
 cli.add_command(train_command)
 cli.add_command(evaluate_command)
 cli.add_command(embed_command)
+cli.add_command(pretrain_command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,4 +51,3 @@ def main(argv: list[str] | None = None) -> int:
 def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     return f"{args[0]} " if args and args[0] in cli.commands else ""
-

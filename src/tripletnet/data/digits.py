@@ -27,3 +27,12 @@ def load_digits(data_dir: Path | None = None, download: bool = False) -> Dataset
         num_classes=10,
         class_names=[str(d) for d in range(10)],
     )
+
+
+def load_digit_images(data_dir: Path | None = None, download: bool = False) -> DatasetSplits:
+    """The same digits as 1x8x8 images, for conv nets and losses on spatial feature maps."""
+    digits = load_digits()
+    for part in (digits.train, digits.test):
+        part.x = part.x.reshape(-1, 1, 8, 8)
+    digits.name = "digits-images"
+    return digits

@@ -6,8 +6,10 @@ from typing import Any
 
 from ..errors import TripletnetError
 from .nets import MLP, CifarNet, EmbeddingNet, MnistNet
+from .semisup import SemiSupMnistNet
 
-ARCHITECTURES = ("mlp", "mnist", "cifar", "stl10")
+ARCHITECTURES: tuple[str, ...] = ("mlp", "mnist", "cifar", "stl10")
+ARCHITECTURES += ("semisup-mnist",)  # Hoffer & Ailon 2016, semi-supervised
 
 DEFAULT_ARCHITECTURE = {
     "digits": "mlp",
@@ -19,6 +21,7 @@ DEFAULT_ARCHITECTURE = {
     "svhn-extra": "cifar",
     "stl10": "stl10",
 }
+DEFAULT_ARCHITECTURE["digits-images"] = "semisup-mnist"
 
 
 def build_model(
@@ -40,6 +43,8 @@ def build_model(
         )
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
+    if architecture == "semisup-mnist":
+        return SemiSupMnistNet(input_shape[0], **dims, **options)
     if architecture in ("cifar", "stl10"):
         stride = 3 if architecture == "stl10" else 1
         return CifarNet(input_shape[0], first_stride=stride, **dims, **options)
@@ -55,5 +60,6 @@ __all__ = [
     "MLP",
     "CifarNet",
     "MnistNet",
+    "SemiSupMnistNet",
     "build_model",
 ]
