@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from tripletnet.cli import main
+from tripletnet.data import DatasetSplits, LabelledArray
 from tripletnet.files import read_json
 from tripletnet.models import build_model
-from tripletnet.training import load_run
+from tripletnet.training import TrainConfig, load_run
+from tripletnet.training.few_labels import training_pool
 from tripletnet.training.pretrained import load_pretrained
 
 QUICK = ["--dataset", "digits-images", "--epochs", "2", "--test-triplets", "500", "--no-progress"]
@@ -97,3 +99,18 @@ def test_pretraining_a_net_without_spatial_maps_is_a_clear_error(
     args = ["pretrain", "--dataset", "digits", "--epochs", "1", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "mlp")]) == 2
     assert "no spatial feature map" in capsys.readouterr().err
+
+
+def test_pretraining_also_uses_the_unlabelled_images() -> None:
+    images = np.zeros((4, 1, 8, 8), dtype=np.uint8)
+    data = DatasetSplits(
+        "toy",
+        LabelledArray(images, [0, 1, 0, 1]),
+        LabelledArray(images, [0, 1, 0, 1]),
+        num_classes=2,
+        unlabelled=np.ones((3, 1, 8, 8), dtype=np.uint8),
+    )
+    x, y = training_pool(TrainConfig(method="spatial-contrasting"), data)
+    assert len(x) == 7 and y.tolist() == [0, 1, 0, 1, -1, -1, -1] and x[4:].all()
+    x, y = training_pool(TrainConfig(method="semi-supervised"), data)
+    assert len(x) == 4 and y.tolist() == [0, 1, 0, 1]

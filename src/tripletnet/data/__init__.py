@@ -27,6 +27,7 @@ DATASETS: dict[str, Loader] = {
     "stl10": load_stl10,
 }
 DATASETS["digits-images"] = load_digit_images  # 1x8x8, for spatial contrasting
+DATASETS["stl10-unlabelled"] = partial(load_stl10, unlabelled=True)  # + 100,000 for pretraining
 
 
 def load_dataset(

@@ -22,6 +22,7 @@ DEFAULT_ARCHITECTURE = {
     "stl10": "stl10",
 }
 DEFAULT_ARCHITECTURE["digits-images"] = "semisup-mnist"
+DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
 def build_model(

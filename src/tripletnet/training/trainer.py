@@ -21,6 +21,7 @@ from ..models import DEFAULT_ARCHITECTURE, build_model
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .few_labels import training_pool
 from .methods import build_method
 from .pretrained import load_pretrained
 from .run_folder import model_spec, prepare_run_folder
@@ -92,13 +93,14 @@ def train(
     if config.method == "semi-supervised" and not resume:
         labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
         save_npy_atomic(out / LABELLED, labelled)
-    method = build_method(config, data.train.y)
+    pool_x, pool_y = training_pool(config, data)
+    method = build_method(config, pool_y)
     assert config.lr is not None and config.epochs is not None
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
 
-    train_x = torch.from_numpy(data.train.x)
+    train_x = torch.from_numpy(pool_x)
     test_triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
 
     def inputs(indices: np.ndarray) -> torch.Tensor:
