@@ -79,11 +79,9 @@ def test_patches_are_two_distinct_pooled_windows_of_their_own_image(size: int, p
             assert index_first != index_second
 
 
-def test_whole_map_patch_is_the_global_pool() -> None:
-    maps = torch.randn(3, 2, 4, 4)
-    first, second = sample_patch_pairs(maps, 4, "avg")
-    assert torch.allclose(first, maps.mean(dim=(2, 3)))
-    assert torch.allclose(second, first)
+def test_a_patch_with_one_place_only_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="one place only"):  # both patches would be the same
+        sample_patch_pairs(torch.randn(3, 2, 4, 4), 4, "avg")
 
 
 def test_patch_larger_than_map_is_a_clear_error() -> None:
@@ -121,6 +119,15 @@ def test_feature_map_errors_name_the_fix() -> None:
         feature_map(model, torch.zeros(2, 1, 8, 8), len(model.net))
     with pytest.raises(TripletnetError, match="no spatial feature map"):
         default_layer(build_model("mlp", (64,)), (64,))
+
+
+def test_default_layer_leaves_room_for_two_patches() -> None:
+    model = build_model("small-conv", (1, 8, 8))  # maps: 8x8, 4x4, then 2x2
+    assert feature_map(model, torch.zeros(2, 1, 8, 8), default_layer(model, (1, 8, 8))).shape[
+        -2:
+    ] == (2, 2)
+    layer = default_layer(model, (1, 8, 8), patch_size=2)
+    assert feature_map(model, torch.zeros(2, 1, 8, 8), layer).shape[-2:] == (4, 4)
 
 
 def test_augment_shifts_and_mirrors_within_the_image() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import TripletnetError
 from .arrays import DatasetSplits, LabelledArray, Normalizer
 from .cifar import load_cifar10
-from .digits import load_digit_images, load_digits
+from .digits import load_digits
 from .mnist import load_idx_dataset
 from .stl10 import load_stl10
 from .svhn import load_svhn
@@ -26,7 +26,6 @@ DATASETS: dict[str, Loader] = {
     "svhn-extra": partial(load_svhn, extra=True),
     "stl10": load_stl10,
 }
-DATASETS["digits-images"] = load_digit_images  # 1x8x8, for spatial contrasting
 DATASETS["stl10-unlabelled"] = partial(load_stl10, unlabelled=True)  # + 100,000 for pretraining
 
 

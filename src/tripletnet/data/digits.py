@@ -11,10 +11,10 @@ from .arrays import DatasetSplits, LabelledArray
 
 
 def load_digits(data_dir: Path | None = None, download: bool = False) -> DatasetSplits:
-    """1,797 digits as 64-d vectors, split 75/25 stratified by class (seed 0)."""
+    """1,797 digits as (1, 8, 8) images (values 0..16), split 75/25 stratified by class (seed 0)."""
     bunch = sklearn_digits()
     x_train, x_test, y_train, y_test = train_test_split(
-        bunch.data.astype("float32"),
+        bunch.images[:, None].astype("float32"),
         bunch.target,
         test_size=0.25,
         stratify=bunch.target,
@@ -27,12 +27,3 @@ def load_digits(data_dir: Path | None = None, download: bool = False) -> Dataset
         num_classes=10,
         class_names=[str(d) for d in range(10)],
     )
-
-
-def load_digit_images(data_dir: Path | None = None, download: bool = False) -> DatasetSplits:
-    """The same digits as 1x8x8 images, for conv nets and losses on spatial feature maps."""
-    digits = load_digits()
-    for part in (digits.train, digits.test):
-        part.x = part.x.reshape(-1, 1, 8, 8)
-    digits.name = "digits-images"
-    return digits

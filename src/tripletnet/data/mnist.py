@@ -103,7 +103,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
             f"{path} holds {len(raw) - header_size} bytes of data but its header says "
             f"{'x'.join(map(str, shape))} = {expected}: the file is truncated or corrupt"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape).copy()
 
 
 def load_idx_dataset(

@@ -46,8 +46,7 @@ def sample_patch_pairs(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two random ``patch_size`` x ``patch_size`` patches per image of an (N, C, H, W) map, each
-    pooled to a C-vector; the two corners differ whenever the map has room for two patches.
-    Returns two (N, C) tensors.
+    pooled to a C-vector, at two different places. Returns two (N, C) tensors.
     """
     if feature_map.ndim != 4:
         raise ValueError(f"feature_map must be (N, C, H, W), got {tuple(feature_map.shape)}")
@@ -61,9 +60,15 @@ def sample_patch_pairs(
             "choose a smaller patch or an earlier layer"
         )
     places = rows * cols
+    if places < 2:
+        raise ValueError(
+            f"a {patch_size}x{patch_size} patch fits the {height}x{width} feature map in one "
+            "place only, so both patches would be the same and the loss trivial; choose a "
+            "smaller patch or an earlier layer"
+        )
     device = feature_map.device
     first = torch.randint(places, (n,), generator=generator).to(device)
-    offset = torch.randint(1, max(places, 2), (n,), generator=generator).to(device)
+    offset = torch.randint(1, places, (n,), generator=generator).to(device)
     second = (first + offset) % places
     return (
         _pool_patches(feature_map, first // cols, first % cols, patch_size, pooling),

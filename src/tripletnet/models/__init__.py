@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TripletnetError
-from .nets import MLP, CifarNet, EmbeddingNet, MnistNet
+from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet
 from .semisup import SemiSupMnistNet
 
-ARCHITECTURES: tuple[str, ...] = ("mlp", "mnist", "cifar", "stl10")
+ARCHITECTURES: tuple[str, ...] = ("mlp", "small-conv", "mnist", "cifar", "stl10")
 ARCHITECTURES += ("semisup-mnist",)  # Hoffer & Ailon 2016, semi-supervised
 
 DEFAULT_ARCHITECTURE = {
-    "digits": "mlp",
+    "digits": "small-conv",
     "mnist": "mnist",
     "fashion-mnist": "mnist",
     "kmnist": "mnist",
@@ -21,7 +21,6 @@ DEFAULT_ARCHITECTURE = {
     "svhn-extra": "cifar",
     "stl10": "stl10",
 }
-DEFAULT_ARCHITECTURE["digits-images"] = "semisup-mnist"
 DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
@@ -42,6 +41,8 @@ def build_model(
         raise TripletnetError(
             f"the {architecture!r} net takes images (C, H, W), got shape {input_shape}"
         )
+    if architecture == "small-conv":
+        return SmallConvNet(input_shape[0], **dims, **options)
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
     if architecture == "semisup-mnist":

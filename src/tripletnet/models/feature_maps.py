@@ -33,17 +33,24 @@ def feature_map(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def default_layer(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """The deepest layer whose output is still a spatial map larger than 1x1."""
+def default_layer(model: nn.Module, input_shape: tuple[int, ...], patch_size: int = 1) -> int:
+    """The deepest layer whose output is a spatial map with room for two different
+    ``patch_size`` x ``patch_size`` patches."""
     net = _layers(model)
     was_training = model.training
     model.eval()
     out, best = torch.zeros(1, *input_shape), 0
     for index, module in enumerate(net, start=1):
         out = module(out)
-        if out.ndim == 4 and out.shape[-1] * out.shape[-2] > 1:
+        if (
+            out.ndim == 4
+            and (out.shape[-2] - patch_size + 1) * (out.shape[-1] - patch_size + 1) > 1
+        ):
             best = index
     model.train(was_training)
     if best == 0:
-        raise TripletnetError(f"{type(model).__name__} has no spatial feature map larger than 1x1")
+        raise TripletnetError(
+            f"{type(model).__name__} has no spatial feature map with room for two "
+            f"{patch_size}x{patch_size} patches"
+        )
     return best

@@ -37,6 +37,37 @@ class MLP(EmbeddingNet):
         return self.net(x)
 
 
+class SmallConvNet(EmbeddingNet):
+    """A small conv net for tiny images such as the 8x8 digits:
+
+    conv3 C->w, conv3 w->2w, max-pool, conv3 2w->4w, max-pool to 2x2, linear to the embedding
+    (padding 1 throughout, ReLU after every conv, dropout before each pooling's successor).
+    """
+
+    def __init__(
+        self, in_channels: int = 1, embedding_dim: int = 64, width: int = 16, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveMaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(16 * width, embedding_dim),
+        )
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class MnistNet(EmbeddingNet):
     """The paper's MNIST net, feature maps 1-32-64-128, 128-d output, no fully connected layer.
 

@@ -111,7 +111,7 @@ class TrainConfig:
 
 # Defaults that train well on each dataset (see docs/results.md for what they reach).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": 30, "triplets_per_epoch": 12_800, "lr": 0.05, "embedding_dim": 32},
-    "mnist": {"epochs": 20, "triplets_per_epoch": 64_000, "lr": 0.05},
+    "digits": {"epochs": 15, "triplets_per_epoch": 12_800, "lr": 0.1, "embedding_dim": 64},
+    "mnist": {"epochs": 25, "triplets_per_epoch": 64_000, "lr": 0.1},
     "cifar10": {"epochs": 30, "triplets_per_epoch": 640_000, "lr": 0.05},
 }

@@ -42,7 +42,7 @@ class SpatialContrastingMethod:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         images = inputs(batch)
         if self.layer is None:
-            self.layer = default_layer(model, tuple(images.shape[1:]))
+            self.layer = default_layer(model, tuple(images.shape[1:]), self.patch_size)
         features = feature_map(model, images, self.layer)
         first, second = sample_patch_pairs(features, self.patch_size, self.pooling)
         loss = spatial_contrasting_loss(first, second)

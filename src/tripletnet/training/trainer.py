@@ -63,6 +63,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool = True,
+    log_epochs: bool = True,
 ) -> dict[str, Any]:
     """Train an embedding net as ``config`` says, writing the run folder ``out``.
 
@@ -170,7 +171,7 @@ def train(
             {"epoch": epoch + 1, "history": history, "spec": spec},
         )
         write_json_atomic(out / "history.json", history)
-        if show_progress:
+        if log_epochs:
             tqdm.write(
                 f"epoch {epoch + 1}/{config.epochs}  loss {row['loss']:.4f}  "
                 f"train triplet error {row['train_triplet_error']:.4f}  "

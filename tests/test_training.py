@@ -1,0 +1,99 @@
+"""Training: checkpoints, resume, divergence, and the run folder."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tripletnet.errors import RunFolderError
+from tripletnet.files import read_json
+from tripletnet.training import TrainConfig, TrainingDiverged, load_run, train
+from tripletnet.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from tripletnet.training.methods import RandomTripletMethod
+
+
+def test_checkpoint_round_trip_with_optimizer_state(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "c.safetensors", model, optimizer, {"epoch": 7})
+    clone = torch.nn.Linear(3, 2)
+    clone_optimizer = torch.optim.SGD(clone.parameters(), lr=0.1, momentum=0.9)
+    assert load_checkpoint(tmp_path / "c.safetensors", clone, clone_optimizer) == {"epoch": 7}
+    torch.testing.assert_close(clone.weight, model.weight)
+    torch.testing.assert_close(
+        clone_optimizer.state[clone.weight]["momentum_buffer"],
+        optimizer.state[model.weight]["momentum_buffer"],
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no temporary file left
+
+
+def test_train_writes_a_loadable_run(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    summary = train(tiny_config, tmp_path / "run", show_progress=False)
+    assert summary["epochs"] == 2
+    history = read_json(tmp_path / "run" / "history.json")
+    assert [row["epoch"] for row in history] == [1, 2]
+    run = load_run(tmp_path / "run")
+    assert run.spec["architecture"] == "small-conv" and run.config.dataset == "digits"
+    assert run.model(run.prepare(torch.zeros(2, 1, 8, 8))).shape == (2, run.spec["embedding_dim"])
+
+
+def test_resume_continues_exactly_where_it_stopped(
+    tmp_path: Path, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny_config.epochs = 3
+    train(tiny_config, tmp_path / "straight", show_progress=False)
+
+    original = RandomTripletMethod.batches
+
+    def killed_in_epoch_3(self, epoch):  # type: ignore[no-untyped-def]
+        if epoch == 2:
+            raise KeyboardInterrupt  # the process dies during the third epoch
+        return original(self, epoch)
+
+    monkeypatch.setattr(RandomTripletMethod, "batches", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config, tmp_path / "resumed", show_progress=False)
+    assert read_metadata(tmp_path / "resumed" / "checkpoint.safetensors")["epoch"] == 2
+    monkeypatch.setattr(RandomTripletMethod, "batches", original)
+    train(TrainConfig(), tmp_path / "resumed", resume=True, show_progress=False)
+
+    assert len(read_json(tmp_path / "resumed" / "history.json")) == 3
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tmp_path: Path, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = RandomTripletMethod.loss
+    calls = {"n": 0}
+
+    def poisoned(self, model, batch, inputs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        loss, stats = original(self, model, batch, inputs)
+        poisoned_epoch = calls["n"] > 8  # epoch 1 has 512 / 64 = 8 batches
+        return (loss * float("nan"), stats) if poisoned_epoch else (loss, stats)
+
+    monkeypatch.setattr(RandomTripletMethod, "loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint \\(epoch 1\\)"):
+        train(tiny_config, tmp_path / "run", show_progress=False)
+    state = read_metadata(tmp_path / "run" / "checkpoint.safetensors")
+    assert state["epoch"] == 1
+
+
+def test_existing_run_folder_is_refused(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    train(tiny_config, tmp_path / "run", show_progress=False)
+    with pytest.raises(RunFolderError, match="--resume .* --overwrite"):
+        train(tiny_config, tmp_path / "run", show_progress=False)
+    train(tiny_config, tmp_path / "run", overwrite=True, show_progress=False)
+
+
+def test_siamese_method_trains(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    tiny_config.method = "siamese"
+    summary = train(tiny_config, tmp_path / "run", show_progress=False)
+    assert summary["test_triplet_error"] < 0.5
