@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--model", default="semisup-mnist")
     parser.add_argument("--epochs", type=int, default=4, help="Epochs of (fine-)tuning.")
     parser.add_argument("--pretrain-epochs", type=int, default=3)
-    parser.add_argument("--labels-per-class", type=int, nargs="+", default=[10])
+    parser.add_argument(
+        "--labels-per-class", type=int, nargs="+", default=[10], help="0: every label."
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--finetune-lr", type=float, default=0.01)
@@ -89,8 +91,8 @@ def main() -> None:
     print(f"machine: torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| setting | 1-NN test error (mean +- std) | per seed | wall |\n|---|---:|---|---:|")
     for per_class in args.labels_per_class:
-        labels = f"{per_class} labels per class"
-        few = dataclasses.replace(base, labels_per_class=per_class)
+        labels = f"{per_class} labels per class" if per_class else "all labels"
+        few = dataclasses.replace(base, labels_per_class=per_class or None)
         if args.experiment == "semi-supervised":
             for weight, name in ((1.0, "semi-supervised"), (0.0, "labelled samples alone")):
                 results = [

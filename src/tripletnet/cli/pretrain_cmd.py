@@ -46,7 +46,7 @@ SHARED = [
 @click.option(
     "--feature-layer",
     type=int,
-    help="Contrast the output of the net's first N layers (default: its last map above 1x1).",
+    help="Contrast the output of the first N layers (default: the last map with room for 2 patches).",
 )
 @click.option("--patch-size", type=int, default=1, show_default=True, help="Patch side, in cells.")
 @click.option(
