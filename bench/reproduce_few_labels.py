@@ -10,7 +10,7 @@ classifier in the embedding, and the wall time. Short runs on a CPU; the paper's
 --epochs 150) needs a GPU. Example (2-core CPU, a few minutes):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/reproduce_few_labels.py semi-supervised \
-        --data-dir /work/shared/data/mnist --epochs 4 --seeds 0 1
+        --data-dir /work/shared/data/mnist --epochs 1 --steps-per-epoch 100 --seeds 0 1
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--model", default="semisup-mnist")
     parser.add_argument("--epochs", type=int, default=4, help="Epochs of (fine-)tuning.")
     parser.add_argument("--pretrain-epochs", type=int, default=3)
+    parser.add_argument("--steps-per-epoch", type=int, help="Cap (default: a full pass).")
+    parser.add_argument("--pretrain-steps", type=int, help="Cap per pretraining epoch.")
     parser.add_argument(
         "--labels-per-class", type=int, nargs="+", default=[10], help="0: every label."
     )
@@ -87,6 +89,7 @@ def main() -> None:
         lr=args.lr,
         batch_size=args.batch_size,
         test_triplets=1000,
+        steps_per_epoch=args.steps_per_epoch,
     )
     print(f"machine: torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| setting | 1-NN test error (mean +- std) | per seed | wall |\n|---|---:|---|---:|")
@@ -112,6 +115,7 @@ def main() -> None:
                     method="spatial-contrasting",
                     seed=seed,
                     epochs=args.pretrain_epochs,
+                    steps_per_epoch=args.pretrain_steps,
                     lr_schedule="plateau",
                 )
                 started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from tripletnet.errors import TripletnetError
 from tripletnet.losses.semi_supervised import semi_supervised_loss
 from tripletnet.training.config import TrainConfig
 from tripletnet.training.semi_supervised import SemiSupervisedMethod, labelled_subset
+from tripletnet.training.spatial_contrasting import SpatialContrastingMethod
 from tripletnet.training.trainer import plateau_lr
 
 
@@ -106,6 +108,17 @@ def test_batches_hold_unlabelled_then_one_input_and_one_reference_per_class() ->
 def test_one_label_per_class_uses_it_as_input_and_reference() -> None:
     batch = next(method(per_class=1).batches(epoch=0))
     assert np.array_equal(batch[-8:-4], batch[-4:])
+
+
+def test_steps_per_epoch_caps_the_batches() -> None:
+    config = TrainConfig(batch_size=10, steps_per_epoch=2)
+    semi = SemiSupervisedMethod(LABELS, labelled_subset(LABELS, 3, 0), config)
+    batches = list(semi.batches(epoch=0))
+    assert semi.num_batches() == len(batches) == 2 and all(len(b) == 18 for b in batches)
+    sc = SpatialContrastingMethod(len(LABELS), dataclasses.replace(config, steps_per_epoch=9))
+    assert sc.num_batches() == len(list(sc.batches(epoch=0))) == 3  # a full pass is shorter
+    sc = SpatialContrastingMethod(21, config)  # 10 + 10, never a last batch of one image
+    assert sc.num_batches() == len(list(sc.batches(epoch=0))) == 2
 
 
 def test_labels_alone_batches_carry_no_unlabelled_image() -> None:

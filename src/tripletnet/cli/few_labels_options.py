@@ -46,6 +46,11 @@ FEW_LABEL_OPTIONS = [
         help="Shift training images by up to this many pixels (small translations).",
     ),
     click.option("--augment-mirror", is_flag=True, help="Mirror half the training images."),
+    click.option(
+        "--steps-per-epoch",
+        type=int,
+        help="semi-supervised / pretrain: at most this many batches an epoch (default: a pass).",
+    ),
 ]
 
 

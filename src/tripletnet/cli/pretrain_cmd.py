@@ -32,6 +32,7 @@ SHARED = [
     "augment_shift",
     "augment_mirror",
     "init",
+    "steps_per_epoch",
 ]
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     patch_pooling: str = "avg"
     augment_shift: int = 0
     augment_mirror: bool = False
+    steps_per_epoch: int | None = None  # few-label methods: at most this many batches an epoch
 
     def resolved(self) -> TrainConfig:
         """A copy with the dataset's defaults filled in and every field checked."""
@@ -97,6 +98,10 @@ class TrainConfig:
             raise TripletnetError("--patch-size and --feature-layer must be at least 1")
         if self.patch_pooling not in ("avg", "max"):
             raise TripletnetError(f"--patch-pooling must be avg or max, got {self.patch_pooling!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise TripletnetError(
+                f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}"
+            )
         if self.augment_shift < 0:
             raise TripletnetError(f"--augment-shift must be >= 0, got {self.augment_shift}")
 

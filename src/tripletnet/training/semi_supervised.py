@@ -62,9 +62,11 @@ class SemiSupervisedMethod:
         self.batch_size = config.batch_size
         self.unlabelled_weight = config.unlabelled_weight
         self.seed = config.seed
+        self.max_batches = config.steps_per_epoch
 
     def num_batches(self) -> int:
-        return -(-self.size // self.batch_size)
+        full = -(-self.size // self.batch_size)
+        return min(full, self.max_batches or full)
 
     def draw_labelled(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One labelled input and one reference per class, distinct when the class has two."""
@@ -76,7 +78,7 @@ class SemiSupervisedMethod:
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(self.size)
-        for start in range(0, self.size, self.batch_size):
+        for start in range(0, self.batch_size * self.num_batches(), self.batch_size):
             inputs, references = self.draw_labelled(rng)
             unlabelled = (
                 order[start : start + self.batch_size] if self.unlabelled_weight else order[:0]

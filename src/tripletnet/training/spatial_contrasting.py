@@ -28,13 +28,16 @@ class SpatialContrastingMethod:
         self.layer = config.feature_layer
         self.patch_size = config.patch_size
         self.pooling: Pooling = "max" if config.patch_pooling == "max" else "avg"
+        self.max_batches = config.steps_per_epoch
 
     def num_batches(self) -> int:
-        return -(-self.size // self.batch_size)
+        full = -(-(self.size - 1) // self.batch_size)  # no last batch of one image
+        return min(full, self.max_batches or full)
 
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
         order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-        for start in range(0, self.size - 1, self.batch_size):
+        stop = min(self.size - 1, self.batch_size * self.num_batches())
+        for start in range(0, stop, self.batch_size):
             yield order[start : start + self.batch_size]
 
     def loss(
