@@ -14,6 +14,7 @@ from .compare_cmd import compare_command
 from .embed_cmd import embed_command
 from .evaluate_cmd import evaluate_command
 from .index_cmd import index_command
+from .pretrain_cmd import pretrain_command
 from .search_cmd import search_command
 from .serve_cmd import serve_command
 from .train_cmd import train_command
@@ -34,6 +35,7 @@ cli.add_command(verify_command)
 cli.add_command(index_command)
 cli.add_command(search_command)
 cli.add_command(serve_command)
+cli.add_command(pretrain_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from ..data import load_dataset
 from ..files import read_json, write_text_atomic
 from ..sampling import fixed_test_triplets
 from ..training.run_folder import load_run
+from ..training.semi_supervised import LABELLED
 from .classify import knn_accuracy, linear_probe_accuracy
 from .embed import embed
 from .evaluate import evaluate_embeddings
@@ -75,6 +76,12 @@ def evaluate_run(
             "knn_accuracy": classifiers["knn_majority_accuracy"],
         }
     }
+    labelled_path = Path(run_dir) / LABELLED
+    if labelled_path.is_file():  # few labels: classify by the labelled samples alone (1-NN)
+        labelled = np.load(labelled_path, allow_pickle=False)
+        rows["labelled"] = _classification(
+            train_emb[labelled], data.train.y[labelled], test_emb, data.test.y, 1
+        )
     if raw_baseline:
         raw_train = run.prepare(torch.from_numpy(data.train.x)).numpy()
         raw_test = run.prepare(torch.from_numpy(data.test.x)).numpy()
@@ -134,6 +141,7 @@ def result_table(metrics: dict[str, Any]) -> str:
     k = metrics["k"]
     lines = [f"| features | dim | linear classifier | {k}-NN |", "|---|---:|---:|---:|"]
     names = {"embedding": f"{metrics['method']} embedding", "raw": "raw inputs (baseline)"}
+    names["labelled"] = f"{metrics['method']} embedding, fit on the labelled samples only (1-NN)"
     for key, row in metrics["classification"].items():
         lines.append(
             f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | {row['knn_accuracy']:.2%} |"
