@@ -114,6 +114,13 @@ def knn_accuracy(
     return float((knn_predict(train_x, train_y, test_x, k, weighting) == test_y).mean())
 
 
+def knn_leave_one_out_accuracy(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
+    """k-NN accuracy of a labelled set against itself: each sample is voted on by its ``k``
+    nearest other samples (cheap enough to log every epoch)."""
+    distances, neighbours = knn_search(_flat(x), _flat(x), min(k, len(x) - 1), exclude_self=True)
+    return float((vote(np.asarray(y)[neighbours], distances) == y).mean())
+
+
 def nearest_centroid_correct(
     query: np.ndarray,
     query_labels: np.ndarray,
