@@ -1,12 +1,19 @@
 """Distances with safe gradients.
 
+Euclidean, squared Euclidean, cosine similarity and dot product, as functions and as
+:class:`Distance` objects a loss takes as its ``distance=`` parameter.
+
 The Euclidean distance is sqrt(||a - b||^2 + eps): identical embeddings give distance sqrt(eps)
 and a zero (finite) gradient instead of the 0/0 of a plain square root.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 
 EPS = 1e-12
 
@@ -21,15 +28,119 @@ def euclidean(a: torch.Tensor, b: torch.Tensor, eps: float = EPS) -> torch.Tenso
     return torch.sqrt(squared_euclidean(a, b) + eps)
 
 
+class _PairwiseEuclidean(torch.autograd.Function):
+    """(N, M) matrix of sqrt(max(0, |x_i|^2 + |y_j|^2 - 2 x_i.y_j) + eps), or the clamped squares.
+
+    Fused: the forward pass works in place on one matrix and keeps only its output; the backward
+    pass is G = dL/dsq (zero where clamped), grad_x = 2 (rowsum(G) x - G y), grad_y likewise
+    (2 (rowsum(G) + colsum(G)) x - 2 (G + G^T) x when y is x).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, y: torch.Tensor | None, squared: bool, eps: float
+    ) -> torch.Tensor:
+        other = x if y is None else y
+        out = torch.addmm(other.pow(2).sum(1)[None, :], x, other.T, alpha=-2.0)
+        out.add_(x.pow(2).sum(1, keepdim=True)).clamp_min_(0.0)
+        if not squared:
+            out.add_(eps).sqrt_()
+        ctx.save_for_backward(x, other, out)
+        ctx.squared, ctx.eps, ctx.symmetric = squared, eps, other is x
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, y, out = ctx.saved_tensors
+        # G = dL/dsq, zero where sq was clamped at 0, kept as G / scale to save a pass:
+        # squared: G = grad; plain: d sqrt(sq + eps) / d sq = 1 / (2 out), G = (grad / out) / 2
+        if ctx.squared:
+            weight, scale = grad.masked_fill(out <= 0, 0.0), 2.0
+        else:
+            clamped = out <= math.sqrt(ctx.eps) * (1.0 + 1e-4)  # out = sqrt(eps) up to rounding
+            weight, scale = torch.div(grad, out).masked_fill_(clamped, 0.0), 1.0
+        if ctx.symmetric:  # y is x: (G + G^T) x without forming G + G^T; all of it goes to x
+            sums = weight.sum(1, keepdim=True) + weight.sum(0)[:, None]
+            product = torch.addmm(weight @ x, weight.T, x)
+            return scale * (sums * x - product), None, None, None
+        grad_x = scale * (weight.sum(1, keepdim=True) * x - weight @ y)
+        grad_y = scale * (weight.sum(0)[:, None] * y - weight.T @ x)
+        return grad_x, grad_y, None, None
+
+
 def pairwise_squared_euclidean(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """(N, M) matrix of ||x_i - y_j||^2 via |x|^2 + |y|^2 - 2 x.y, clamped at zero."""
-    y = x if y is None else y
-    sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1) - 2.0 * x @ y.T
-    return sq.clamp_min(0.0)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, y, True, 0.0)
+    return result
 
 
 def pairwise_euclidean(
     x: torch.Tensor, y: torch.Tensor | None = None, eps: float = EPS
 ) -> torch.Tensor:
     """(N, M) matrix of plain L2 distances with the safe square root."""
-    return torch.sqrt(pairwise_squared_euclidean(x, y) + eps)
+    result: torch.Tensor = _PairwiseEuclidean.apply(x, y, False, eps)
+    return result
+
+
+def pairwise_cosine_similarity(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, M) matrix of x_i.y_j / (|x_i| |y_j|); a zero vector has similarity 0 to everything."""
+    x_unit = F.normalize(x, dim=1, eps=EPS)
+    y_unit = x_unit if y is None else F.normalize(y, dim=1, eps=EPS)
+    return x_unit @ y_unit.T
+
+
+def pairwise_dot(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, M) matrix of inner products x_i.y_j (N-pair loss, Sohn 2016)."""
+    return x @ (x if y is None else y).T
+
+
+class Distance:
+    """A pairwise distance or similarity a loss or miner takes as its ``distance=`` parameter.
+
+    ``matrix(x, y)`` gives the (N, M) values; ``is_similarity`` says whether larger means closer.
+    ``dissimilarity(x, y)`` always grows with distance (the matrix, or minus a similarity), so
+    one formula such as ``d(a, p) - d(a, n) + margin`` serves every kind.
+    """
+
+    is_similarity = False
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def dissimilarity(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        values = self.matrix(x, y)
+        return -values if self.is_similarity else values
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Euclidean(Distance):
+    """||x - y|| with the safe square root, or ||x - y||^2 when ``squared`` (FaceNet)."""
+
+    def __init__(self, squared: bool = False) -> None:
+        self.squared = squared
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return pairwise_squared_euclidean(x, y) if self.squared else pairwise_euclidean(x, y)
+
+    def __repr__(self) -> str:
+        return f"Euclidean(squared={self.squared})"
+
+
+class CosineSimilarity(Distance):
+    """cos(x, y) = x.y / (|x| |y|), in [-1, 1]."""
+
+    is_similarity = True
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return pairwise_cosine_similarity(x, y)
+
+
+class DotProduct(Distance):
+    """x.y, unnormalised."""
+
+    is_similarity = True
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return pairwise_dot(x, y)

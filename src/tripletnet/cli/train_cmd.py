@@ -9,7 +9,9 @@ import click
 
 from ..data import DATASETS
 from ..models import ARCHITECTURES
+from ..training.batch_mining import LOSSES, MINERS, SAMPLERS
 from ..training.config import METHODS, TrainConfig
+from .few_labels_options import few_label_options
 
 
 def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
@@ -70,6 +72,11 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     "-k", "--k", "k", type=int, default=5, show_default=True, help="k of the k-NN classifier."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--loss", type=_choice(list(LOSSES)), help="Batch-mining loss (default: Hoffer's).")
+@click.option("--miner", type=_choice(list(MINERS)), help="Miner for --loss (default: none).")
+@click.option("--sampler", type=_choice(SAMPLERS), default="pk", show_default=True)
+@click.option("--classes-per-batch", type=int, default=16, show_default=True, help="P (pk).")
+@click.option("--samples-per-class", type=int, default=8, show_default=True, help="K (pk).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--out",
@@ -79,6 +86,7 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace the run folder --out if it exists.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@few_label_options
 def train_command(
     out: Path | None,
     resume: bool,

@@ -13,14 +13,28 @@ from torch import nn
 from ..distances import euclidean
 
 
+def pull_terms(distance: torch.Tensor, pos_margin: float) -> torch.Tensor:
+    """Similar pairs: max(0, D - pos_margin)^2 / 2."""
+    return 0.5 * torch.relu(distance - pos_margin).pow(2)
+
+
+def push_terms(distance: torch.Tensor, neg_margin: float) -> torch.Tensor:
+    """Dissimilar pairs: max(0, neg_margin - D)^2 / 2."""
+    return 0.5 * torch.relu(neg_margin - distance).pow(2)
+
+
+def contrastive_terms(
+    distance: torch.Tensor, same: torch.Tensor, pos_margin: float, neg_margin: float
+) -> torch.Tensor:
+    """Per-pair max(0, D - pos_margin)^2 / 2 if similar, else max(0, neg_margin - D)^2 / 2."""
+    return torch.where(same, pull_terms(distance, pos_margin), push_terms(distance, neg_margin))
+
+
 def pair_contrastive_loss(
     distance: torch.Tensor, same: torch.Tensor, margin: float = 1.0
 ) -> torch.Tensor:
     """Mean contrastive loss over pairs; ``same`` is a boolean (N,) tensor (True = similar)."""
-    similar = same.to(distance.dtype)
-    pull = similar * distance.pow(2)
-    push = (1.0 - similar) * torch.relu(margin - distance).pow(2)
-    return 0.5 * (pull + push).mean()
+    return contrastive_terms(distance, same.bool(), 0.0, margin).mean()
 
 
 class PairContrastiveLoss(nn.Module):

@@ -20,16 +20,23 @@ from ..distances import euclidean
 RatioForm = Literal["mse", "nll"]
 
 
+def distance_ratio_terms(
+    d_pos: torch.Tensor, d_neg: torch.Tensor, form: RatioForm = "mse"
+) -> torch.Tensor:
+    """Per-triplet distance-ratio loss, given the (N,) positive and negative distances."""
+    logits = torch.stack([d_pos, d_neg], dim=1)
+    if form == "mse":
+        return F.softmax(logits, dim=1)[:, 0].pow(2)
+    if form == "nll":
+        return -F.log_softmax(logits, dim=1)[:, 1]
+    raise ValueError(f"form must be 'mse' or 'nll', got {form!r}")
+
+
 def distance_ratio_loss(
     d_pos: torch.Tensor, d_neg: torch.Tensor, form: RatioForm = "mse"
 ) -> torch.Tensor:
     """Mean distance-ratio loss over triplets, given their (N,) positive and negative distances."""
-    logits = torch.stack([d_pos, d_neg], dim=1)
-    if form == "mse":
-        return F.softmax(logits, dim=1)[:, 0].pow(2).mean()
-    if form == "nll":
-        return -F.log_softmax(logits, dim=1)[:, 1].mean()
-    raise ValueError(f"form must be 'mse' or 'nll', got {form!r}")
+    return distance_ratio_terms(d_pos, d_neg, form).mean()
 
 
 class DistanceRatioLoss(nn.Module):

@@ -1,5 +1,6 @@
-"""Which samples go together: Hoffer's random triplets and pairs."""
+"""Which samples go together: Hoffer's random triplets and pairs, P x K class-balanced batches."""
 
+from .pk import PKSampler
 from .triplets import RandomTripletSampler, fixed_test_triplets, random_pairs
 
-__all__ = ["RandomTripletSampler", "fixed_test_triplets", "random_pairs"]
+__all__ = ["PKSampler", "RandomTripletSampler", "fixed_test_triplets", "random_pairs"]

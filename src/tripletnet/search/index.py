@@ -235,7 +235,10 @@ class SearchIndex:
     def _rebuilt_without(self, gone: np.ndarray) -> faiss.Index:
         assert self._faiss is not None
         ids = faiss.vector_to_array(self._faiss.id_map)
-        vectors = self._faiss.index.reconstruct_n(0, self._faiss.ntotal)
+        # An explicit numpy output keeps numpy even where faiss.contrib.torch_utils is imported
+        # (pytorch-metric-learning imports it, and it makes reconstruct_n return a tensor).
+        vectors = np.empty((self._faiss.ntotal, self._faiss.d), dtype=np.float32)
+        self._faiss.index.reconstruct_n(0, self._faiss.ntotal, vectors)
         keep = ~np.isin(ids, gone)
         index = self._new_faiss()
         index.add_with_ids(vectors[keep], ids[keep])

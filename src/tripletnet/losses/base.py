@@ -1,0 +1,64 @@
+"""What every embedding loss shares: the call (see :mod:`tripletnet.comparison`), reductions
+and a safe masked log-sum-exp."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..checks import check_choice
+from ..comparison import Comparison, comparison
+
+Reduction = Literal["mean", "sum", "mean_nonzero"]
+REDUCTIONS = ("mean", "sum", "mean_nonzero")
+
+
+def reduce(terms: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """mean, sum, or the mean over the non-zero terms (Hermans et al. 2017); 0 when empty."""
+    if reduction == "sum":
+        return terms.sum()
+    count = int(torch.count_nonzero(terms)) if reduction == "mean_nonzero" else terms.numel()
+    return terms.sum() / max(count, 1)
+
+
+def masked_logsumexp(
+    values: torch.Tensor, mask: torch.Tensor, add_one: bool = False
+) -> torch.Tensor:
+    """Row-wise log(sum_{mask} exp(values)) (plus 1 inside the log when ``add_one``).
+
+    An empty row gives -inf (or 0 with ``add_one``) and zero, finite gradients.
+    """
+    masked = values.masked_fill(~mask, float("-inf"))
+    shift = masked.amax(dim=1).detach()
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    if add_one:
+        shift = shift.clamp_min(0.0)
+    total = (masked - shift[:, None]).exp().sum(dim=1)
+    if add_one:
+        total = total + (-shift).exp()
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, safe.log() + shift, torch.full_like(total, float("-inf")))
+
+
+class MetricLoss(nn.Module):
+    """Base of the losses: checks the input, then calls ``compute`` on the batch and reference."""
+
+    def __init__(self, reduction: Reduction) -> None:
+        super().__init__()
+        check_choice("reduction", reduction, REDUCTIONS)
+        self.reduction: Reduction = reduction
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.compute(comparison(embeddings, labels, ref_emb, ref_labels))
+
+    def compute(self, batch: Comparison) -> torch.Tensor:
+        """The loss of ``batch.embeddings`` against ``batch.ref_emb``."""
+        raise NotImplementedError

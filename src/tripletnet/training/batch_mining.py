@@ -1,0 +1,133 @@
+"""Batch-mining training: embed each image of a batch once, mine tuples from the batch's
+distance matrix, and apply a metric-learning loss (``tripletnet train --loss ... --miner ...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import losses, mining
+from ..comparison import pair_masks
+from ..errors import TripletnetError
+from ..losses.batch_all import batch_all_hinge, count_triplets
+from ..sampling import PKSampler
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .methods import Inputs
+
+LOSSES: dict[str, Callable[[], losses.MetricLoss]] = {
+    "triplet-margin": losses.TripletMarginLoss,
+    "triplet-soft-margin": lambda: losses.TripletMarginLoss(soft_margin=True),
+    "distance-ratio": losses.DistanceRatioTripletLoss,
+    "contrastive": losses.ContrastiveLoss,
+    "lifted-structure": losses.LiftedStructureLoss,
+    "ntxent": losses.NTXentLoss,
+    "npair": losses.NPairLoss,
+    "supcon": losses.SupConLoss,
+    "multi-similarity": losses.MultiSimilarityLoss,
+    "circle": losses.CircleLoss,
+}
+MINERS: dict[str, Callable[[], mining.Miner]] = {
+    "batch-all": mining.BatchAllMiner,
+    "batch-hard": mining.BatchHardMiner,
+    "semi-hard": mining.SemiHardMiner,
+    "easy-positive": mining.EasyPositiveMiner,
+    "distance-weighted": mining.DistanceWeightedMiner,
+    "multi-similarity": mining.MultiSimilarityMiner,
+    "pair-margin": mining.PairMarginMiner,
+}
+SAMPLERS = ("pk", "random")
+
+
+def build_loss(loss: str, miner: str | None) -> losses.MetricLoss:
+    """The loss named ``loss`` with the miner named ``miner`` (None: the loss's own tuples)."""
+    if loss not in LOSSES:
+        raise TripletnetError(f"unknown --loss {loss!r}; choose one of: {', '.join(LOSSES)}")
+    if miner is not None and miner not in MINERS:
+        raise TripletnetError(f"unknown --miner {miner!r}; choose one of: {', '.join(MINERS)}")
+    criterion = LOSSES[loss]()
+    if miner is None:
+        return criterion
+    chosen = MINERS[miner]()
+    wanted = (
+        mining.TripletMiner
+        if isinstance(criterion, losses.TripletMarginLoss | losses.DistanceRatioTripletLoss)
+        else mining.PairMiner
+    )
+    if not isinstance(chosen, wanted):
+        kind = "triplet" if wanted is mining.TripletMiner else "pair"
+        options = [name for name, make in MINERS.items() if isinstance(make(), wanted)]
+        raise TripletnetError(
+            f"--loss {loss} takes a {kind} miner; choose --miner from: {', '.join(options)}"
+        )
+    criterion.miner = chosen  # type: ignore[assignment]
+    return criterion
+
+
+def check_batch_mining_options(config: TrainConfig) -> None:
+    """Raise a TripletnetError for batch-mining options that cannot work."""
+    if config.loss is None:
+        if config.miner is not None:
+            raise TripletnetError("--miner needs --loss NAME (batch-mining training)")
+        return
+    build_loss(config.loss, config.miner)
+    if config.sampler not in SAMPLERS:
+        raise TripletnetError(f"--sampler must be one of: {', '.join(SAMPLERS)}")
+    for name, value in (
+        ("classes-per-batch", config.classes_per_batch),
+        ("samples-per-class", config.samples_per_class),
+    ):
+        if value < 1:
+            raise TripletnetError(f"--{name} must be at least 1, got {value}")
+
+
+class BatchMiningMethod:
+    """One forward pass per batch of P x K (or random) samples; the loss mines the tuples."""
+
+    def __init__(self, labels: np.ndarray, config: TrainConfig) -> None:
+        assert config.loss is not None
+        self.labels = torch.from_numpy(np.asarray(labels).astype(np.int64))
+        self.criterion = build_loss(config.loss, config.miner)
+        self.seed = config.seed
+        self.batch_size = config.batch_size
+        self.sampler = (
+            PKSampler(labels, config.classes_per_batch, config.samples_per_class, config.seed)
+            if config.sampler == "pk"
+            else None
+        )
+
+    def num_batches(self) -> int:
+        if self.sampler is not None:
+            return len(self.sampler)
+        return -(-len(self.labels) // self.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[np.ndarray]:
+        if self.sampler is not None:
+            yield from self.sampler.batches(epoch)
+            return
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def loss(
+        self, model: nn.Module, batch: np.ndarray, inputs: Inputs
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        embeddings = model(inputs(batch))
+        labels = self.labels[torch.from_numpy(batch)].to(embeddings.device)
+        loss = self.criterion(embeddings, labels)
+        return loss, {"triplet_error": batch_triplet_error(embeddings.detach(), labels)}
+
+
+def batch_triplet_error(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of the batch's triplets with d(a, p) > d(a, n) (Euclidean); NaN when none."""
+    distance = torch.cdist(embeddings, embeddings)
+    masks = pair_masks(labels, labels, exclude_self=True)
+    _, wrong = batch_all_hinge(distance, *masks, 0.0)
+    total = count_triplets(*masks)
+    return int(wrong) / total if total else float("nan")
