@@ -10,9 +10,15 @@ import sys
 import click
 
 from ..errors import TripletnetError
+from .compare_cmd import compare_command
 from .embed_cmd import embed_command
 from .evaluate_cmd import evaluate_command
+from .index_cmd import index_command
+from .pretrain_cmd import pretrain_command
+from .search_cmd import search_command
+from .serve_cmd import serve_command
 from .train_cmd import train_command
+from .verify_cmd import verify_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +30,12 @@ def cli() -> None:
 cli.add_command(train_command)
 cli.add_command(evaluate_command)
 cli.add_command(embed_command)
+cli.add_command(compare_command)
+cli.add_command(verify_command)
+cli.add_command(index_command)
+cli.add_command(search_command)
+cli.add_command(serve_command)
+cli.add_command(pretrain_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,12 +45,7 @@ def embed_command(
     run = load_run(run_dir)
     labels = None
     if input_path is not None:
-        samples = np.load(input_path, allow_pickle=False)
-        expected = tuple(run.spec["input_shape"])
-        if samples.ndim < 1 or tuple(samples.shape[1:]) != expected:
-            raise TripletnetError(
-                f"{input_path} has shape {samples.shape}; expected (N, {', '.join(map(str, expected))})"
-            )
+        samples = load_samples(input_path, tuple(run.spec["input_shape"]))
     else:
         data = load_dataset(run.config.dataset, run.config.data_dir, run.config.download)
         part = data.train if split == "train" else data.test
@@ -60,3 +55,13 @@ def embed_command(
     if labels_out is not None and labels is not None:
         save_npy_atomic(labels_out, labels)
     click.echo(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
+
+
+def load_samples(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Raw samples from a .npy (never unpickled), checked to be (N, *input_shape)."""
+    samples = np.load(path, allow_pickle=False)
+    if samples.ndim < 1 or tuple(samples.shape[1:]) != input_shape:
+        raise TripletnetError(
+            f"{path} has shape {samples.shape}; expected (N, {', '.join(map(str, input_shape))})"
+        )
+    return samples

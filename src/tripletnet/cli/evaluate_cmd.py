@@ -1,28 +1,134 @@
-"""``tripletnet evaluate RUN_DIR``: re-evaluate a saved run."""
+"""``tripletnet evaluate``: evaluate a saved run, or the user's own embeddings (.npy files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import numpy as np
+
+from ..errors import TripletnetError
+
+NPY = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+def _load(path: Path | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise TripletnetError(f"cannot read {path} as a .npy array: {error}") from error
 
 
 @click.command("evaluate")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "-k",
     "--k",
     "k",
     type=click.IntRange(min=1),
-    help="k of the k-NN classifier (default: the run's).",
+    help="k of the k-NN classifiers (default: the run's, or 5).",
 )
-def evaluate_command(run_dir: Path, k: int | None) -> None:
-    """Evaluate a trained run: triplet error, linear and k-NN accuracy, raw-input baselines."""
-    from ..evaluation.report import evaluate_run, result_table
+@click.option("--embeddings", type=NPY, help="Query embeddings (N, D) .npy, instead of a run.")
+@click.option("--labels", type=NPY, help="Query labels (N,) .npy.")
+@click.option(
+    "--gallery-embeddings",
+    type=NPY,
+    help="Gallery (M, D) .npy; default: leave-one-out on the queries.",
+)
+@click.option("--gallery-labels", type=NPY, help="Gallery labels (M,) .npy.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (with --embeddings).",
+)
+@click.option(
+    "--pairs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Same- and different-class pairs each, for verification (--embeddings).",
+)
+@click.option(
+    "--calibrate-far",
+    type=click.FloatRange(0, 1),
+    help="Save threshold.json: the distance threshold at this FAR (run folders; train pairs).",
+)
+@click.option(
+    "--calibrate-precision",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Save threshold.json: the threshold reaching this pair precision.",
+)
+@click.option(
+    "--no-linear-probe",
+    is_flag=True,
+    help="Skip the logistic-regression probe (slow on big galleries).",
+)
+@click.option("--no-tsne", is_flag=True, help="Skip the t-SNE figure.")
+def evaluate_command(
+    run_dir: Path | None,
+    k: int | None,
+    embeddings: Path | None,
+    labels: Path | None,
+    gallery_embeddings: Path | None,
+    gallery_labels: Path | None,
+    out: Path | None,
+    pairs: int,
+    calibrate_far: float | None,
+    calibrate_precision: float | None,
+    no_linear_probe: bool,
+    no_tsne: bool,
+) -> None:
+    """Evaluate a trained RUN_DIR (test queries, train gallery), or your own embeddings:
+    retrieval, k-NN, centroid and linear accuracy, NMI/AMI, verification, intervals and figures."""
+    if (run_dir is None) == (embeddings is None):
+        raise click.UsageError("give a RUN_DIR or --embeddings E.npy --labels L.npy --out DIR")
+    if calibrate_far is not None and calibrate_precision is not None:
+        raise click.UsageError("choose one of --calibrate-far and --calibrate-precision")
+    if run_dir is not None:
+        from ..evaluation.report import evaluate_run, result_table
 
-    metrics = evaluate_run(run_dir, k=k)
-    click.echo(result_table(metrics))
-    click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
+        metrics = evaluate_run(
+            run_dir,
+            k=k,
+            calibrate_far=calibrate_far,
+            calibrate_precision=calibrate_precision,
+            tsne=not no_tsne,
+        )
+        click.echo(result_table(metrics))
+        click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
+        out = run_dir
+    else:
+        if labels is None or out is None:
+            raise click.UsageError("--embeddings needs --labels L.npy and --out DIR")
+        if (gallery_embeddings is None) != (gallery_labels is None):
+            raise click.UsageError(
+                "give both --gallery-embeddings and --gallery-labels, or neither"
+            )
+        if calibrate_far is not None or calibrate_precision is not None:
+            raise click.UsageError(
+                "--calibrate-far/--calibrate-precision need a RUN_DIR to save the threshold in"
+            )
+        from ..evaluation.evaluate import evaluate_embeddings
+        from ..evaluation.report_files import write_evaluation
+
+        evaluation = evaluate_embeddings(
+            _load(embeddings),
+            _load(labels),
+            _load(gallery_embeddings),
+            _load(gallery_labels),
+            k=k or 5,
+            pairs=pairs,
+            linear_probe=not no_linear_probe,
+        )
+        metrics = write_evaluation(out, evaluation, "embeddings", tsne=not no_tsne)
+    retrieval = metrics["retrieval"]
     click.echo(
-        f"wrote {run_dir / 'metrics.json'}, {run_dir / 'report.md'}, {run_dir / 'embedding.png'}"
+        f"Precision@1 {retrieval.get('precision_at_1', float('nan')):.2%}  R-Precision {retrieval.get('r_precision', float('nan')):.2%}  "
+        f"MAP@R {retrieval.get('map_at_r', float('nan')):.2%}  NMI {metrics['clustering']['nmi']:.4f}  "
+        f"ROC AUC {metrics['verification']['roc_auc']:.4f}"
+    )
+    click.echo(
+        f"wrote {out / 'metrics.json'}, {out / 'report.md'} and {len(metrics['figures'])} figures in {out}"
     )

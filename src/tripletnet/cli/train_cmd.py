@@ -11,6 +11,7 @@ from ..data import DATASETS
 from ..models import ARCHITECTURES
 from ..training.batch_mining import LOSSES, MINERS, SAMPLERS
 from ..training.config import METHODS, TrainConfig
+from .few_labels_options import few_label_options
 
 
 def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
@@ -85,6 +86,7 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace the run folder --out if it exists.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@few_label_options
 def train_command(
     out: Path | None,
     resume: bool,

@@ -26,6 +26,7 @@ DATASETS: dict[str, Loader] = {
     "svhn-extra": partial(load_svhn, extra=True),
     "stl10": load_stl10,
 }
+DATASETS["stl10-unlabelled"] = partial(load_stl10, unlabelled=True)  # + 100,000 for pretraining
 
 
 def load_dataset(

@@ -10,20 +10,37 @@ import numpy as np
 import torch
 
 from ..data import load_dataset
-from ..files import read_json, write_json_atomic, write_text_atomic
+from ..files import read_json, write_text_atomic
 from ..sampling import fixed_test_triplets
 from ..training.run_folder import load_run
+from ..training.semi_supervised import LABELLED
 from .classify import knn_accuracy, linear_probe_accuracy
 from .embed import embed
-from .plots import plot_embedding_2d
+from .evaluate import evaluate_embeddings
+from .report_files import render_evaluation, write_evaluation
 from .triplet_error import triplet_error
+from .verification import (
+    calibrate_threshold,
+    load_threshold,
+    pair_distances,
+    sample_pairs,
+    save_threshold,
+)
 
 
 def evaluate_run(
-    run_dir: str | Path, k: int | None = None, raw_baseline: bool = True
+    run_dir: str | Path,
+    k: int | None = None,
+    raw_baseline: bool = True,
+    calibrate_far: float | None = None,
+    calibrate_precision: float | None = None,
+    tsne: bool = True,
 ) -> dict[str, Any]:
     """Embed train and test with the run's net; report the test triplet error, the linear
-    classifier's and k-NN's test accuracy on the embeddings and, as a baseline, on the raw inputs.
+    classifier's and k-NN's test accuracy on the embeddings and, as a baseline, on the raw inputs;
+    then every embedding metric with test as queries and train as gallery (``evaluate_embeddings``)
+    and its figures. A calibration target writes threshold.json from train-split pairs; a saved
+    threshold is then reported on the test pairs.
     """
     run = load_run(run_dir)
     config = run.config
@@ -33,7 +50,38 @@ def evaluate_run(
     test_emb = embed(run.model, data.test.x, run.prepare)
     triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
 
-    rows = {"embedding": _classification(train_emb, data.train.y, test_emb, data.test.y, k)}
+    out = Path(run_dir)
+    if calibrate_far is not None or calibrate_precision is not None:
+        pairs, same = sample_pairs(data.train.y, config.test_triplets, config.seed)
+        calibration = calibrate_threshold(
+            pair_distances(train_emb, pairs), same, calibrate_far, calibrate_precision
+        )
+        save_threshold(out, {**calibration, "split": "train"})
+    saved = load_threshold(out)
+    evaluation = evaluate_embeddings(
+        test_emb,
+        data.test.y,
+        train_emb,
+        data.train.y,
+        k=k,
+        pairs=config.test_triplets,
+        threshold=saved["distance_threshold"] if saved else None,
+        seed=config.seed,
+    )
+    classifiers = evaluation.metrics["classifiers"]  # the same probe and k-NN, measured once
+    rows = {
+        "embedding": {
+            "dim": int(train_emb.shape[1]),
+            "linear_accuracy": classifiers["linear_probe_accuracy"],
+            "knn_accuracy": classifiers["knn_majority_accuracy"],
+        }
+    }
+    labelled_path = Path(run_dir) / LABELLED
+    if labelled_path.is_file():  # few labels: classify by the labelled samples alone (1-NN)
+        labelled = np.load(labelled_path, allow_pickle=False)
+        rows["labelled"] = _classification(
+            train_emb[labelled], data.train.y[labelled], test_emb, data.test.y, 1
+        )
     if raw_baseline:
         raw_train = run.prepare(torch.from_numpy(data.train.x)).numpy()
         raw_test = run.prepare(torch.from_numpy(data.test.x)).numpy()
@@ -62,14 +110,17 @@ def evaluate_run(
             "threads": torch.get_num_threads(),
         },
     }
-    out = Path(run_dir)
-    write_json_atomic(out / "metrics.json", metrics)
-    plot_embedding_2d(
-        test_emb,
-        data.test.y,
-        out / "embedding.png",
-        title=f"{config.dataset} test embeddings ({config.method} network), first two principal components",
+    metrics.update(evaluation.metrics)
+    evaluation.metrics = metrics  # metrics.json keeps the run's keys and adds the new ones
+    write_evaluation(
+        out,
+        evaluation,
+        f"{config.dataset} test embeddings ({config.method} network)",
+        query_images=data.test.x,
+        gallery_images=data.train.x,
+        history=history,
         class_names=run.spec.get("class_names", []),
+        tsne=tsne,
     )
     write_text_atomic(out / "report.md", render_report(metrics))
     return metrics
@@ -90,6 +141,7 @@ def result_table(metrics: dict[str, Any]) -> str:
     k = metrics["k"]
     lines = [f"| features | dim | linear classifier | {k}-NN |", "|---|---:|---:|---:|"]
     names = {"embedding": f"{metrics['method']} embedding", "raw": "raw inputs (baseline)"}
+    names["labelled"] = f"{metrics['method']} embedding, fit on the labelled samples only (1-NN)"
     for key, row in metrics["classification"].items():
         lines.append(
             f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | {row['knn_accuracy']:.2%} |"
@@ -111,8 +163,7 @@ on the train embeddings).
 Test triplet error: **{metrics["test_triplet_error"]:.2%}** on {metrics["test_triplets"]} fixed test
 triplets (a triplet is an error when d(anchor, positive) >= d(anchor, negative)).
 
-![test embeddings](embedding.png)
-
+{render_evaluation(metrics, "test queries, train gallery")}
 Machine: {metrics["machine"]["platform"]}, torch {metrics["machine"]["torch"]},
 {metrics["machine"]["threads"]} threads.
 """

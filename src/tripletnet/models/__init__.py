@@ -6,8 +6,10 @@ from typing import Any
 
 from ..errors import TripletnetError
 from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet
+from .semisup import SemiSupMnistNet
 
-ARCHITECTURES = ("mlp", "small-conv", "mnist", "cifar", "stl10")
+ARCHITECTURES: tuple[str, ...] = ("mlp", "small-conv", "mnist", "cifar", "stl10")
+ARCHITECTURES += ("semisup-mnist",)  # Hoffer & Ailon 2016, semi-supervised
 
 DEFAULT_ARCHITECTURE = {
     "digits": "small-conv",
@@ -19,6 +21,7 @@ DEFAULT_ARCHITECTURE = {
     "svhn-extra": "cifar",
     "stl10": "stl10",
 }
+DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
 def build_model(
@@ -42,6 +45,8 @@ def build_model(
         return SmallConvNet(input_shape[0], **dims, **options)
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
+    if architecture == "semisup-mnist":
+        return SemiSupMnistNet(input_shape[0], **dims, **options)
     if architecture in ("cifar", "stl10"):
         stride = 3 if architecture == "stl10" else 1
         return CifarNet(input_shape[0], first_stride=stride, **dims, **options)
@@ -57,5 +62,6 @@ __all__ = [
     "MLP",
     "CifarNet",
     "MnistNet",
+    "SemiSupMnistNet",
     "build_model",
 ]

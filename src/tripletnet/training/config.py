@@ -8,7 +8,10 @@ from typing import Any
 
 from ..errors import TripletnetError
 
-METHODS = ("triplet", "siamese")
+METHODS: tuple[str, ...] = ("triplet", "siamese")
+METHODS += ("semi-supervised",)  # few labels (issue 6)
+PRETRAIN_METHODS = ("spatial-contrasting",)  # no labels (issue 6)
+LR_SCHEDULES = ("cosine", "plateau")
 
 
 @dataclass
@@ -40,6 +43,17 @@ class TrainConfig:
     sampler: str = "pk"
     classes_per_batch: int = 16
     samples_per_class: int = 8
+    # Learning with few or no labels (docs/few-labels.md)
+    init: str | None = None
+    lr_schedule: str = "cosine"
+    labels_per_class: int | None = None
+    unlabelled_weight: float = 1.0
+    feature_layer: int | None = None
+    patch_size: int = 1
+    patch_pooling: str = "avg"
+    augment_shift: int = 0
+    augment_mirror: bool = False
+    steps_per_epoch: int | None = None  # few-label methods: at most this many batches an epoch
 
     def resolved(self) -> TrainConfig:
         """A copy with the dataset's defaults filled in and every field checked."""
@@ -50,7 +64,7 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        if self.method not in METHODS:
+        if self.method not in METHODS + PRETRAIN_METHODS:
             raise TripletnetError(
                 f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}"
             )
@@ -73,6 +87,32 @@ class TrainConfig:
         from .batch_mining import check_batch_mining_options
 
         check_batch_mining_options(self)
+        self._validate_few_labels()
+
+    def _validate_few_labels(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TripletnetError(
+                f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.labels_per_class is not None:
+            if self.method != "semi-supervised":
+                raise TripletnetError("--labels-per-class needs --method semi-supervised")
+            if self.labels_per_class < 1:
+                raise TripletnetError(
+                    f"--labels-per-class must be at least 1, got {self.labels_per_class}"
+                )
+        if self.unlabelled_weight < 0:
+            raise TripletnetError(f"--unlabelled-weight must be >= 0, got {self.unlabelled_weight}")
+        if self.patch_size < 1 or (self.feature_layer is not None and self.feature_layer < 1):
+            raise TripletnetError("--patch-size and --feature-layer must be at least 1")
+        if self.patch_pooling not in ("avg", "max"):
+            raise TripletnetError(f"--patch-pooling must be avg or max, got {self.patch_pooling!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise TripletnetError(
+                f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}"
+            )
+        if self.augment_shift < 0:
+            raise TripletnetError(f"--augment-shift must be >= 0, got {self.augment_shift}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

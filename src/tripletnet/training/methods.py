@@ -74,6 +74,10 @@ def build_method(config: TrainConfig, labels: np.ndarray) -> TrainingMethod:
         from .batch_mining import BatchMiningMethod
 
         return BatchMiningMethod(labels, config)
+    if config.method in ("semi-supervised", "spatial-contrasting"):
+        from .few_labels import build_few_label_method
+
+        return build_few_label_method(config, labels)
     if config.method == "siamese":
 
         def contrastive(d_pos: torch.Tensor, d_neg: torch.Tensor) -> torch.Tensor:

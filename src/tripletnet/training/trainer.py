@@ -12,16 +12,21 @@ import torch
 from tqdm import tqdm
 
 from ..data import load_dataset
+from ..data.augment import augment
 from ..errors import TripletnetError
+from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
-from ..files import write_json_atomic
+from ..files import save_npy_atomic, write_json_atomic
 from ..models import DEFAULT_ARCHITECTURE, build_model
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .few_labels import training_pool
 from .methods import build_method
+from .pretrained import load_pretrained
 from .run_folder import model_spec, prepare_run_folder
+from .semi_supervised import LABELLED, labelled_subset
 
 
 class TrainingDiverged(TripletnetError):
@@ -37,6 +42,20 @@ def resolve_device(name: str) -> torch.device:
 def cosine_lr(base_lr: float, progress: float, min_fraction: float) -> float:
     """Cosine decay from ``base_lr`` to ``base_lr * min_fraction`` as progress goes 0 -> 1."""
     return base_lr * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def plateau_lr(
+    base_lr: float, losses: list[float], min_fraction: float, patience: int = 1
+) -> float:
+    """``base_lr`` divided by 10 each time the epoch loss has not fallen by 0.1 % for
+    ``patience`` epochs (Hoffer et al. 2016), never below ``base_lr * min_fraction``.
+    A pure function of the loss history, so a resumed run continues the same schedule."""
+    lr, best, stale = base_lr, math.inf, 0
+    for loss in losses:
+        best, stale = (loss, 0) if loss < best * (1 - 1e-3) else (best, stale + 1)
+        if stale >= patience:
+            lr, stale = lr / 10, 0
+    return max(lr, base_lr * min_fraction)
 
 
 def train(
@@ -71,17 +90,24 @@ def train(
     spec = model_spec(
         architecture, data.input_shape, model.embedding_dim, normalizer, data.class_names
     )
-    method = build_method(config, data.train.y)
+    if config.init and not resume:
+        load_pretrained(model, config.init, spec)
+    if config.method == "semi-supervised" and not resume:
+        labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
+        save_npy_atomic(out / LABELLED, labelled)
+    pool_x, pool_y = training_pool(config, data)
+    method = build_method(config, pool_y)
     assert config.lr is not None and config.epochs is not None
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
 
-    train_x = torch.from_numpy(data.train.x)
+    train_x = torch.from_numpy(pool_x)
     test_triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
 
     def inputs(indices: np.ndarray) -> torch.Tensor:
-        return normalizer(train_x[torch.from_numpy(indices)]).to(device, non_blocking=True)
+        batch = normalizer(train_x[torch.from_numpy(indices)]).to(device, non_blocking=True)
+        return augment(batch, config.augment_shift, config.augment_mirror)
 
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -108,6 +134,8 @@ def train(
             lr = cosine_lr(
                 config.lr, (epoch * steps_per_epoch + step) / total_steps, config.min_lr_fraction
             )
+            if config.lr_schedule == "plateau":
+                lr = plateau_lr(config.lr, [row["loss"] for row in history], config.min_lr_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, stats = method.loss(model, batch, inputs)
@@ -133,6 +161,7 @@ def train(
             "loss": loss_sum / seen,
             "train_triplet_error": error_sum / seen,
             "test_triplet_error": triplet_error(test_embeddings, test_triplets),
+            "test_knn_accuracy": knn_leave_one_out_accuracy(test_embeddings, data.test.y, config.k),
             "lr": lr,
             "seconds": seconds,
         }
@@ -148,7 +177,8 @@ def train(
             tqdm.write(
                 f"epoch {epoch + 1}/{config.epochs}  loss {row['loss']:.4f}  "
                 f"train triplet error {row['train_triplet_error']:.4f}  "
-                f"test triplet error {row['test_triplet_error']:.4f}  ({seconds:.1f} s)"
+                f"test triplet error {row['test_triplet_error']:.4f}  "
+                f"test {config.k}-NN accuracy {row['test_knn_accuracy']:.4f}  ({seconds:.1f} s)"
             )
 
     save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})

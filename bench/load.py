@@ -1,0 +1,179 @@
+"""Load test of ``tripletnet serve``: concurrent clients against a large index on 127.0.0.1.
+
+    OMP_NUM_THREADS=1 python bench/load.py                   # 32 clients, 30 s, 100,000 items
+    python bench/load.py --clients 8 --seconds 5 --items 10000   # a quicker look
+
+It trains a tiny digits run (seconds), fills an exact index with ``--items`` vectors (the run's
+embeddings of the 1,797 digits, then jittered copies of them up to the count), starts the
+server as a subprocess on a free port of 127.0.0.1 and lets ``--clients`` clients send requests
+back to back for ``--seconds``: image searches (a digit PNG upload), vector searches (JSON) and,
+one request in ``--add-every``, an added item (which the server saves to disk at once). It
+prints the status codes seen (the target is zero 5xx), throughput and p50/p99 latency per kind.
+Every request has a timeout and the server is stopped at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tripletnet.data import load_dataset
+from tripletnet.search import Embedder, SearchIndex
+from tripletnet.training import TrainConfig, train
+
+
+def build_index(folder: Path, items: int) -> tuple[Path, Path, np.ndarray]:
+    """A tiny trained run and a saved ``items``-vector index of it; returns the digit images."""
+    run_dir = folder / "run"
+    config = TrainConfig(dataset="digits", epochs=1, triplets_per_epoch=2048, embedding_dim=64)
+    train(config, run_dir, show_progress=False)
+    embedder = Embedder.from_run(run_dir)
+    digits = load_dataset("digits")
+    images = np.concatenate([digits.train.x, digits.test.x])
+    labels = np.concatenate([digits.train.y, digits.test.y])
+    base = embedder.embed_samples(images)
+    rng = np.random.default_rng(0)
+    rows = np.arange(items) % len(base)
+    spread = 0.05 * float(base.std())
+    vectors = base[rows] + rng.normal(0, spread, (items, base.shape[1])).astype(np.float32)
+    vectors[: len(base)] = base[: min(items, len(base))]
+    index = SearchIndex(embedder.dim, "exact", model=embedder.ref)
+    index.class_names = digits.class_names
+    index.add(vectors, labels=labels[rows], sources=[f"load:{row}" for row in range(items)])
+    index.save(folder / "index")
+    return run_dir, folder / "index", images
+
+
+def png(sample: np.ndarray) -> bytes:
+    pixels = np.clip(sample.reshape(8, 8) * (255 / 16), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((64, 64)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(run_dir: Path, index_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "tripletnet", "serve", str(run_dir), "--index",
+               str(index_dir), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with code {server.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the server did not answer /health within 120 s")
+
+
+class Tally:
+    """Status codes and latencies per kind of request."""
+
+    def __init__(self) -> None:
+        self.codes: Counter[str] = Counter()
+        self.seconds: defaultdict[str, list[float]] = defaultdict(list)
+
+    def record(self, kind: str, code: str, seconds: float) -> None:
+        self.codes[code] += 1
+        self.seconds[kind].append(seconds)
+
+
+async def client(
+    number: int, base: str, pngs: list[bytes], dim: int, args: argparse.Namespace, tally: Tally
+) -> None:
+    rng = np.random.default_rng(number)
+    deadline = time.monotonic() + args.seconds
+    sent = 0
+    async with httpx.AsyncClient(base_url=base, timeout=args.timeout) as http:
+        while time.monotonic() < deadline:
+            sent += 1
+            vector = rng.normal(0, 1, dim).tolist()
+            if sent % args.add_every == 0:
+                kind, call = "add", http.post("/items", json={"vector": vector, "label": 0})
+            elif sent % 2:
+                picture = pngs[int(rng.integers(len(pngs)))]
+                files = {"image": ("digit.png", picture, "image/png")}
+                kind, call = "image search", http.post("/search", files=files, data={"k": "10"})
+            else:
+                kind, call = "vector search", http.post("/search", json={"vector": vector, "k": 10})
+            start = time.perf_counter()
+            try:
+                code = str((await call).status_code)
+            except httpx.HTTPError as error:
+                code = type(error).__name__
+            tally.record(kind, code, time.perf_counter() - start)
+
+
+def report(tally: Tally, seconds: float) -> None:
+    total = sum(tally.codes.values())
+    errors = sum(n for code, n in tally.codes.items() if not code.startswith(("2", "4")))
+    print(f"status codes: {dict(sorted(tally.codes.items()))}")
+    print(f"5xx or transport errors: {errors}")
+    print(f"throughput: {total / seconds:.1f} requests/s ({total} in {seconds:.1f} s)")
+    print(f"{'kind':<14} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    everything = [s for values in tally.seconds.values() for s in values]
+    for kind, values in [*sorted(tally.seconds.items()), ("all", everything)]:
+        p50, p99 = np.percentile(np.array(values) * 1000, [50, 99])
+        print(f"{kind:<14} {len(values):>7} {p50:>8.1f} {p99:>8.1f}")
+
+
+async def hammer(base: str, pngs: list[bytes], dim: int, args: argparse.Namespace) -> None:
+    tally = Tally()
+    start = time.perf_counter()
+    await asyncio.wait_for(
+        asyncio.gather(*(client(n, base, pngs, dim, args, tally) for n in range(args.clients))),
+        timeout=args.seconds + 2 * args.timeout,
+    )
+    report(tally, time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--add-every", type=int, default=50, help="one request in N adds an item")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tripletnet-load-") as tmp:
+        start = time.perf_counter()
+        run_dir, index_dir, images = build_index(Path(tmp), args.items)
+        print(f"index of {args.items:,} items (64-d, exact) built in "
+              f"{time.perf_counter() - start:.1f} s; {args.clients} clients for {args.seconds:.0f} s, "
+              f"one request in {args.add_every} adds an item")  # fmt: skip
+        server = start_server(run_dir, index_dir, free_port())
+        try:
+            port = server.args[-1]
+            pngs = [png(sample) for sample in images[:200]]
+            asyncio.run(hammer(f"http://127.0.0.1:{port}", pngs, 64, args))
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""``tripletnet index build|info|remove``: make and maintain a search index folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..data import DATASETS
+
+_folder = click.Path(file_okay=False, path_type=Path)
+_file = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+@click.group("index")
+def index_command() -> None:
+    """Build and maintain a similarity-search index of a trained model's embeddings."""
+
+
+@index_command.command("build")
+@click.argument("run_dir", type=_folder)
+@click.option("--dataset", type=click.Choice(list(DATASETS)), help="Index a dataset split.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--data-dir", type=_folder, help="Folder with the dataset's files.")
+@click.option("--limit", type=click.IntRange(min=1), help="Index only the first N samples.")
+@click.option(
+    "--images",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Index every image under this folder (class subfolders give labels).",
+)
+@click.option("--vectors", type=_file, help="Index these (N, D) embeddings (.npy) of the run.")
+@click.option("--labels", type=_file, help="(N,) int labels (.npy) for --vectors.")
+@click.option(
+    "--kind",
+    type=click.Choice(["exact", "hnsw", "ivfpq"]),
+    default="exact",
+    show_default=True,
+    help="exact: brute force; hnsw: graph, fast; ivfpq: compressed, small (approximate).",
+)
+@click.option("--out", required=True, type=_folder, help="Index folder to write.")
+@click.option("--overwrite", is_flag=True, help="Replace the index in --out.")
+def build_command(
+    run_dir: Path,
+    dataset: str | None,
+    split: str,
+    data_dir: Path | None,
+    limit: int | None,
+    images: Path | None,
+    vectors: Path | None,
+    labels: Path | None,
+    kind: str,
+    out: Path,
+    overwrite: bool,
+) -> None:
+    """Embed a collection with RUN_DIR's model and write a searchable index folder."""
+    from ..search import Embedder, build_index, from_dataset, from_images, from_vectors
+    from ..search.store import prepare_index_folder
+
+    if sum(source is not None for source in (dataset, images, vectors)) != 1:
+        raise click.UsageError("give exactly one of --dataset, --images or --vectors")
+    if labels is not None and vectors is None:
+        raise click.UsageError("--labels goes with --vectors")
+    prepare_index_folder(out, overwrite)
+    embedder = Embedder.from_run(run_dir)
+    if dataset is not None:
+        collection = from_dataset(embedder, dataset, split, data_dir, limit)
+    elif images is not None:
+        collection = from_images(embedder, images)
+    else:
+        assert vectors is not None
+        collection = from_vectors(embedder, vectors, labels)
+    index = build_index(embedder, collection, kind)
+    index.save(out)
+    click.echo(f"indexed {len(index)} items ({kind}, dim {index.dim}) in {out}")
+
+
+@index_command.command("info")
+@click.argument("index_dir", type=_folder)
+def info_command(index_dir: Path) -> None:
+    """Print what an index holds and which model made it."""
+    from ..search import SearchIndex
+
+    index = SearchIndex.load(index_dir)
+    model = index.model
+    click.echo(f"{len(index)} items, dim {index.dim}, kind {index.kind} {index.params}")
+    if model is not None:
+        click.echo(f"model {model.fingerprint[:12]} from {model.run_dir}")
+
+
+@index_command.command("remove")
+@click.argument("index_dir", type=_folder)
+@click.argument("ids", nargs=-1, required=True, type=int)
+def remove_command(index_dir: Path, ids: tuple[int, ...]) -> None:
+    """Remove items by id; the other ids stay as they are."""
+    from ..search import SearchIndex
+
+    index = SearchIndex.load(index_dir)
+    removed = index.remove(ids)
+    index.save(index_dir)
+    click.echo(f"removed {removed} of {len(ids)} ids; {len(index)} items left")

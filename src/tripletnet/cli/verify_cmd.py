@@ -1,0 +1,74 @@
+"""``tripletnet verify RUN_DIR --first A.npy --second B.npy``: same class or not, pair by pair,
+with the distance threshold that ``tripletnet evaluate --calibrate-far/--calibrate-precision``
+saved in the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import TripletnetError
+from ..files import save_npy_atomic
+from .embed_cmd import load_samples
+
+
+@click.command("verify")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--first",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="First sample of each pair: .npy of raw samples shaped like the dataset's (N, ...).",
+)
+@click.option(
+    "--second",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Second sample of each pair, the same shape as --first.",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    help="Distance threshold (default: the run's threshold.json).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the N decisions here (.npy of bool, True = same class).",
+)
+def verify_command(
+    run_dir: Path, first: Path, second: Path, threshold: float | None, out: Path | None
+) -> None:
+    """Decide for each pair whether both samples are of the same class: d(f(a), f(b)) <= threshold."""
+    from ..evaluation.embed import embed
+    from ..evaluation.verification import load_threshold, pair_distances
+    from ..training import load_run
+
+    run = load_run(run_dir)
+    if threshold is None:
+        saved = load_threshold(run_dir)
+        if saved is None:
+            raise TripletnetError(
+                f"{run_dir} has no threshold.json; run 'tripletnet evaluate {run_dir} "
+                "--calibrate-far 1e-3' first, or pass --threshold"
+            )
+        threshold = float(saved["distance_threshold"])
+    shape = tuple(run.spec["input_shape"])
+    a, b = load_samples(first, shape), load_samples(second, shape)
+    if len(a) != len(b):
+        raise TripletnetError(
+            f"--first has {len(a)} samples but --second has {len(b)}; pair them 1:1"
+        )
+    embeddings = embed(run.model, np.concatenate([a, b]), run.prepare)
+    distances = pair_distances(
+        embeddings, np.stack([np.arange(len(a)), len(a) + np.arange(len(a))], 1)
+    )
+    same = distances <= threshold
+    if out is not None:
+        save_npy_atomic(out, same)
+    click.echo(
+        f"{int(same.sum())} of {len(same)} pairs same class (L2 distance <= {threshold:.4g})"
+        + (f"; decisions in {out}" if out is not None else "")
+    )

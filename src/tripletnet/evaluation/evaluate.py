@@ -1,0 +1,130 @@
+"""Every metric on a query set and a gallery (or one set, leave-one-out), from arrays or tensors.
+
+One k-NN search serves retrieval and the k-NN classifiers; k-means gives NMI/AMI; sampled pairs
+give verification; per-query scores give bootstrap intervals and paired comparisons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .classify import (
+    linear_probe_correct,
+    linear_probe_cross_validated,
+    nearest_centroid_correct,
+    vote,
+)
+from .clustering import clustering_scores
+from .confidence import bootstrap_ci
+from .inputs import labelled, require_classes
+from .retrieval import RetrievalResults, retrieve
+from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
+
+GRID_NEIGHBOURS = 8
+HEADLINE = (
+    "retrieval.precision_at_1",
+    "retrieval.recall_at_1",
+    "retrieval.recall_at_8",
+    "retrieval.r_precision",
+    "retrieval.map_at_r",
+    "retrieval.mean_average_precision",
+    "retrieval.mean_reciprocal_rank",
+    "classifiers.knn_majority_accuracy",
+    "classifiers.knn_distance_weighted_accuracy",
+    "classifiers.nearest_centroid_accuracy",
+    "classifiers.linear_probe_accuracy",
+)
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate_embeddings`` measured: the metrics, the per-query scores behind them,
+    the retrieval results and the verification pairs' distances (for the figures)."""
+
+    metrics: dict[str, Any]
+    queries: np.ndarray
+    per_query: dict[str, np.ndarray]
+    retrieval: RetrievalResults
+    pair_distances: np.ndarray
+    pair_same: np.ndarray
+
+
+def evaluate_embeddings(
+    queries: Any,
+    query_labels: Any,
+    gallery: Any | None = None,
+    gallery_labels: Any | None = None,
+    k: int = 5,
+    pairs: int = 10_000,
+    linear_probe: bool = True,
+    threshold: float | None = None,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Evaluation:
+    """Retrieval, k-NN (majority and distance-weighted), nearest centroid, linear probe,
+    NMI/AMI, verification on ``pairs`` same- and ``pairs`` different-class query pairs, and
+    percentile-bootstrap intervals of the per-query metrics.
+
+    ``threshold`` (a calibrated distance) adds the pairs' accuracy at that threshold.
+    """
+    queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
+    require_classes(query_labels, 2, "evaluating the query embeddings (clustering, verification)")
+    if gallery is not None and gallery_labels is not None:
+        gallery, gallery_labels = labelled(
+            gallery, gallery_labels, "gallery embeddings", "gallery labels"
+        )
+    results = retrieve(
+        queries, query_labels, gallery, gallery_labels, at_least=max(k, GRID_NEIGHBOURS)
+    )
+    k = min(k, results.k)
+    neighbour_labels = results.gallery_labels[results.ids[:, :k]]
+    distances = results.distances[:, :k]
+    per_query = {f"retrieval.{name}": v for name, v in results.per_query().items()}
+    per_query["classifiers.knn_majority_accuracy"] = (
+        vote(neighbour_labels, distances, "majority") == query_labels
+    )
+    per_query["classifiers.knn_distance_weighted_accuracy"] = (
+        vote(neighbour_labels, distances, "distance") == query_labels
+    )
+    per_query["classifiers.nearest_centroid_accuracy"] = nearest_centroid_correct(
+        queries, query_labels, gallery, gallery_labels
+    )
+    if linear_probe:
+        per_query["classifiers.linear_probe_accuracy"] = (
+            linear_probe_cross_validated(queries, query_labels, seed=seed)
+            if gallery is None
+            else linear_probe_correct(gallery, results.gallery_labels, queries, query_labels)
+        )
+    pair_ids, same = sample_pairs(query_labels, pairs, seed)
+    pair_d = pair_distances(queries, pair_ids)
+    metrics: dict[str, Any] = {
+        "queries": len(queries),
+        "gallery": len(results.gallery_labels),
+        "same_set": results.same_set,
+        "embedding_dim": int(queries.shape[1]),
+        "retrieval": results.summary(),
+        "classifiers": {"k": k},
+        "clustering": clustering_scores(queries, query_labels, seed),
+        "verification": verification_metrics(pair_d, same),
+        "confidence": confidence,
+        "bootstrap_resamples": resamples,
+        "confidence_intervals": {},
+    }
+    for name, scores in per_query.items():
+        section, metric = name.split(".")
+        if section == "classifiers":
+            metrics["classifiers"][metric] = float(np.mean(scores))
+        if name in HEADLINE and len(scores):  # no scored query: no interval
+            metrics["confidence_intervals"][name] = list(
+                bootstrap_ci(scores, confidence, resamples, seed)
+            )
+    if threshold is not None:
+        metrics["verification"]["at_saved_threshold"] = accuracy_at_threshold(
+            pair_d, same, threshold
+        )
+    as_float = {name: np.asarray(v, dtype=np.float64) for name, v in per_query.items()}
+    return Evaluation(metrics, queries, as_float, results, pair_d, same)

@@ -1,0 +1,175 @@
+"""Write an ``Evaluation`` to a folder: metrics.json, per_query.npz, report.md and the figures."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..files import write_atomic, write_json_atomic, write_text_atomic
+from .evaluate import Evaluation
+from .plots import plot_distance_histograms, plot_embedding_2d, plot_roc, plot_training_curves
+from .retrieval_grid import plot_retrieval_grid
+from .verification import roc
+
+PER_QUERY = "per_query.npz"
+TSNE_POINTS = 1500
+
+
+def write_evaluation(
+    out: Path,
+    evaluation: Evaluation,
+    title: str,
+    query_images: np.ndarray | None = None,
+    gallery_images: np.ndarray | None = None,
+    history: list[dict[str, float]] | None = None,
+    class_names: Sequence[str] = (),
+    tsne: bool = True,
+) -> dict[str, Any]:
+    """Write the figures, per_query.npz, metrics.json and report.md; return the metrics."""
+    metrics, results = evaluation.metrics, evaluation.retrieval
+    labels, queries = results.query_labels, evaluation.queries
+    figures = {
+        "embedding_pca": plot_embedding_2d(
+            queries, labels, out / "embedding.png", f"{title}: PCA", class_names
+        )
+    }
+    if tsne:
+        figures["embedding_tsne"] = plot_embedding_2d(
+            queries,
+            labels,
+            out / "embedding_tsne.png",
+            f"{title}: t-SNE",
+            class_names,
+            TSNE_POINTS,
+            method="tsne",
+        )
+    far, tar, _ = roc(evaluation.pair_distances, evaluation.pair_same)
+    figures["roc"] = plot_roc(
+        far, tar, metrics["verification"], out / "roc.png", f"{title}: verification ROC"
+    )
+    saved = metrics["verification"].get("at_saved_threshold", {}).get("threshold")
+    figures["distances"] = plot_distance_histograms(
+        evaluation.pair_distances,
+        evaluation.pair_same,
+        out / "distances.png",
+        f"{title}: pair distances",
+        saved,
+    )
+    if query_images is not None and gallery_images is not None:
+        figures["retrieval_grid"] = plot_retrieval_grid(
+            results,
+            query_images,
+            gallery_images,
+            out / "retrieval.png",
+            f"{title}: top-8 retrieval",
+        )
+    if history:
+        figures["training_curves"] = plot_training_curves(
+            history, out / "training.png", f"{title}: training"
+        )
+    metrics["figures"] = {name: path.name for name, path in figures.items()}
+    save_per_query(out / PER_QUERY, evaluation)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "report.md", render_evaluation(metrics, title))
+    return metrics
+
+
+def save_per_query(path: Path, evaluation: Evaluation) -> Path:
+    """Per-query scores (and the query labels, to check a later comparison uses the same set)."""
+    arrays = {**evaluation.per_query, "query_labels": evaluation.retrieval.query_labels}
+
+    def writer(tmp: Path) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        tmp.write_bytes(buffer.getvalue())
+
+    return write_atomic(path, writer)
+
+
+def load_per_query(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _with_ci(metrics: dict[str, Any], section: str, name: str) -> str:
+    value = metrics[section].get(name)
+    if value is None:
+        return "n/a"
+    ci = metrics["confidence_intervals"].get(f"{section}.{name}")
+    return f"{value:.2%} [{ci[0]:.2%}, {ci[1]:.2%}]" if ci else f"{value:.2%}"
+
+
+def render_evaluation(metrics: dict[str, Any], title: str) -> str:
+    """The Markdown tables of an evaluation, headline metrics with their bootstrap intervals."""
+    retrieval, verification = metrics["retrieval"], metrics["verification"]
+    level = f"{metrics['confidence']:.0%}"
+    setting = (
+        "leave-one-out on the query set"
+        if metrics["same_set"]
+        else f"against a gallery of {metrics['gallery']}"
+    )
+    recall = [key for key in retrieval if key.startswith("recall_at_")]
+    lines = [
+        f"## Embedding metrics: {title}",
+        "",
+        f"{metrics['queries']} queries, {metrics['embedding_dim']}-d embeddings, retrieval {setting} "
+        f"(k = {retrieval['k']}). Brackets: {level} percentile-bootstrap intervals over queries "
+        f"({metrics['bootstrap_resamples']} resamples).",
+        "",
+        "| retrieval | value |",
+        "|---|---:|",
+        *(
+            f"| {name} | {_with_ci(metrics, 'retrieval', key)} |"
+            for name, key in [
+                ("Precision@1", "precision_at_1"),
+                ("R-Precision", "r_precision"),
+                ("MAP@R", "map_at_r"),
+                (f"mAP (top {retrieval['k']})", "mean_average_precision"),
+                ("MRR", "mean_reciprocal_rank"),
+            ]
+        ),
+        *(
+            f"| Recall@{key.removeprefix('recall_at_')} | {_with_ci(metrics, 'retrieval', key)} |"
+            for key in recall
+        ),
+        "",
+        f"Queries scored: {retrieval['queries_scored']} of {retrieval['queries']}"
+        + (
+            f"; labels absent from the gallery (not scored): {retrieval['missing_labels']}"
+            if retrieval["missing_labels"]
+            else ""
+        )
+        + ".",
+        "",
+        "| classifier | accuracy |",
+        "|---|---:|",
+        f"| {metrics['classifiers']['k']}-NN, majority vote | {_with_ci(metrics, 'classifiers', 'knn_majority_accuracy')} |",
+        f"| {metrics['classifiers']['k']}-NN, distance-weighted | {_with_ci(metrics, 'classifiers', 'knn_distance_weighted_accuracy')} |",
+        f"| nearest class centroid | {_with_ci(metrics, 'classifiers', 'nearest_centroid_accuracy')} |",
+        f"| linear probe (logistic regression) | {_with_ci(metrics, 'classifiers', 'linear_probe_accuracy')} |",
+        "",
+        f"Clustering (k-means, {metrics['clustering']['clusters']} clusters): NMI {metrics['clustering']['nmi']:.4f}, "
+        f"AMI {metrics['clustering']['ami']:.4f}.",
+        "",
+        f"Verification on {verification['positive_pairs']} same-class and {verification['negative_pairs']} "
+        "different-class pairs:",
+        "",
+        "| ROC AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-2 | TAR@FAR=1e-1 | best accuracy (threshold) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {verification['roc_auc']:.4f} | {verification['eer']:.2%} | {verification['tar_at_far_0.001']:.2%} | "
+        f"{verification['tar_at_far_0.01']:.2%} | {verification['tar_at_far_0.1']:.2%} | "
+        f"{verification['best_accuracy']:.2%} ({verification['best_threshold']:.4g}) |",
+    ]
+    saved = verification.get("at_saved_threshold")
+    if saved:
+        lines += [
+            "",
+            f"At the saved threshold d <= {saved['threshold']:.4g}: TAR {saved['tar']:.2%}, "
+            f"FAR {saved['far']:.2%}, accuracy {saved['accuracy']:.2%}.",
+        ]
+    lines += [""] + [f"![{name}]({file})" for name, file in metrics.get("figures", {}).items()]
+    return "\n".join(lines) + "\n"

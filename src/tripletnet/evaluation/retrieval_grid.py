@@ -1,0 +1,67 @@
+"""The retrieval grid: each query image with its nearest gallery images, framed green when the
+neighbour has the query's class and red when not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .plots import _save, plt
+from .retrieval import RetrievalResults
+
+
+def _as_image(x: np.ndarray) -> np.ndarray:
+    """(C, H, W), (H, W), (H, W, C) or flat (H * W,) pixels as an (H, W[, 3]) image in [0, 1];
+    a flat vector of another length is shown as one strip."""
+    image = np.asarray(x, dtype=np.float64)
+    if image.ndim == 1:
+        side = int(round(np.sqrt(len(image))))
+        image = image.reshape(side, side) if side * side == len(image) else image[None, :]
+    if image.ndim == 3 and image.shape[0] in (1, 3):
+        image = np.moveaxis(image, 0, -1)
+    image = image.squeeze()
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def plot_retrieval_grid(
+    results: RetrievalResults,
+    query_images: np.ndarray,
+    gallery_images: np.ndarray,
+    path: Path,
+    title: str,
+    queries: int = 8,
+    neighbours: int = 8,
+    seed: int = 0,
+) -> Path:
+    """One row per randomly chosen query: the query, then its top ``neighbours`` results."""
+    neighbours = min(neighbours, results.k)
+    rows = np.sort(
+        np.random.default_rng(seed).choice(
+            len(results.query_labels), min(queries, len(results.query_labels)), replace=False
+        )
+    )
+    fig, axes = plt.subplots(
+        len(rows),
+        neighbours + 1,
+        figsize=(1.2 * (neighbours + 1), 1.3 * len(rows) + 0.6),
+        dpi=120,
+        squeeze=False,
+    )
+    hits = results.hits_of(rows)
+    for row, query, query_hits in zip(axes, rows, hits, strict=True):
+        cells = [(query_images[query], "black", f"query\nclass {results.query_labels[query]}")]
+        for rank, gallery_row in enumerate(results.ids[query, :neighbours], start=1):
+            colour = "tab:green" if query_hits[rank - 1] else "tab:red"
+            cells.append((gallery_images[gallery_row], colour, f"#{rank}"))
+        for ax, (image, colour, label) in zip(row, cells, strict=False):
+            ax.imshow(_as_image(image), cmap="gray", aspect="auto")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(3)
+            ax.set_title(label, fontsize=7)
+    fig.suptitle(title + "\n(green: same class as the query, red: different class)", fontsize=9)
+    return _save(fig, path)

@@ -1,0 +1,103 @@
+"""Build an index from a dataset split, a folder of images, or a .npy of ready embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_dataset
+from ..errors import TripletnetError
+from .embedder import Embedder
+from .images import IMAGE_SUFFIXES, read_image
+from .index import SearchIndex
+
+
+@dataclass
+class Collection:
+    """Items to index: embeddings with their labels, sources and (optional) thumbnails."""
+
+    vectors: np.ndarray
+    labels: list[int | None]
+    sources: list[str | None]
+    thumbnails: list[np.ndarray] | None = None
+    class_names: list[str] = field(default_factory=list)
+
+
+def from_dataset(
+    embedder: Embedder,
+    name: str,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+) -> Collection:
+    """A dataset split: source ``NAME:SPLIT:ROW``, the dataset's labels, thumbnails of the images."""
+    data = load_dataset(name, data_dir)
+    if data.input_shape != embedder.input_shape:
+        raise TripletnetError(
+            f"dataset {name} has inputs of shape {list(data.input_shape)} but the model takes "
+            f"{list(embedder.input_shape)}; index a dataset the model was trained for"
+        )
+    part = data.train if split == "train" else data.test
+    rows = len(part) if limit is None else min(limit, len(part))
+    samples = part.x[:rows]
+    return Collection(
+        vectors=embedder.embed_samples(samples),
+        labels=[int(y) for y in part.y[:rows]],
+        sources=[f"{name}:{split}:{row}" for row in range(rows)],
+        thumbnails=embedder.thumbnails(samples),
+        class_names=data.class_names,
+    )
+
+
+def from_images(embedder: Embedder, folder: Path) -> Collection:
+    """Every image under ``folder``; a class-per-subfolder layout gives labels (sorted names)."""
+    if not folder.is_dir():
+        raise TripletnetError(f"--images {folder} is not a folder")
+    paths = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not paths:
+        raise TripletnetError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    classes = sorted({p.relative_to(folder).parts[0] for p in paths if p.parent != folder})
+    labelled = all(p.parent != folder for p in paths)
+    samples = embedder.samples([read_image(p) for p in paths])
+    return Collection(
+        vectors=embedder.embed_samples(samples),
+        labels=[classes.index(p.relative_to(folder).parts[0]) if labelled else None for p in paths],
+        sources=[p.relative_to(folder).as_posix() for p in paths],
+        thumbnails=embedder.thumbnails(samples),
+        class_names=classes if labelled else [],
+    )
+
+
+def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) -> Collection:
+    """Embeddings the user made with this run (e.g. ``tripletnet embed``); no thumbnails."""
+    array = np.load(vectors, allow_pickle=False)
+    if array.ndim != 2 or array.shape[1] != embedder.dim:
+        raise TripletnetError(
+            f"{vectors} has shape {array.shape}; expected (N, {embedder.dim}), "
+            "embeddings of the run's model"
+        )
+    label_list: list[int | None] = [None] * len(array)
+    if labels is not None:
+        label_array = np.load(labels, allow_pickle=False)
+        if label_array.shape != (len(array),):
+            raise TripletnetError(
+                f"{labels} has shape {label_array.shape}; expected ({len(array)},)"
+            )
+        label_list = [int(y) for y in label_array]
+    return Collection(
+        vectors=array.astype(np.float32),
+        labels=label_list,
+        sources=[f"{vectors.name}:{row}" for row in range(len(array))],
+    )
+
+
+def build_index(embedder: Embedder, collection: Collection, kind: str = "exact") -> SearchIndex:
+    """Embed nothing more: put the collection's vectors and metadata into a new index."""
+    index = SearchIndex(embedder.dim, kind, embedder.ref)
+    index.class_names = collection.class_names or list(embedder.run.spec.get("class_names", []))
+    index.add(collection.vectors, collection.labels, collection.sources, collection.thumbnails)
+    return index

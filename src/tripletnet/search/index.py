@@ -1,0 +1,367 @@
+"""A persistent similarity index: FAISS vectors with stable ids, item metadata and thumbnails.
+
+Kinds, chosen by name (FAISS factory strings in brackets):
+
+- ``exact``: brute-force L2 search [Flat]; exact, O(N D) per query.
+- ``hnsw``:  a graph of M neighbours per vector [HNSW32]; approximate, fast at any N.
+- ``ivfpq``: an inverted file of ``nlist`` k-means cells, vectors compressed by product
+  quantisation to ``m`` codes of ``nbits`` bits [IVF{nlist},PQ{m}x{nbits}]; approximate, small,
+  trained on the first vectors added.
+
+Ids are int64 chosen by the index (0, 1, 2, ...; never reused). FAISS keeps them: an IVF index
+stores ids in its lists; flat and HNSW indexes are wrapped in IndexIDMap2. A removal never
+renumbers the others. Distances are Euclidean
+(the square root of FAISS's squared L2), the metric the nets are trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ..errors import TripletnetError
+from ..files import read_json
+from .locking import ReadWriteLock
+from .store import IndexFolderError, current_version, write_version
+
+KINDS = ("exact", "hnsw", "ivfpq")
+FORMAT = 1
+DEFAULT_PARAMS: dict[str, dict[str, int]] = {
+    "exact": {},
+    "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
+    "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16},  # 0: chosen from the data
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the index knows about one vector besides the vector itself."""
+
+    id: int
+    label: int | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One neighbour of a query: its item and its Euclidean distance to the query."""
+
+    item: Item
+    distance: float
+
+
+@dataclass
+class ModelRef:
+    """Which model and preprocessing made the vectors; queries must come from the same one."""
+
+    fingerprint: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None
+
+
+def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
+    """nlist ~ 4 sqrt(N) cells and 2^nbits codes per sub-quantiser, each with >= 39 training
+    points (FAISS's rule of thumb); m sub-vectors of >= 4 dimensions."""
+    nlist = max(1, min(int(4 * math.sqrt(count)), count // 39))
+    nbits = int(min(8, max(4, math.floor(math.log2(max(count, 1) / 39)))))
+    m = max(d for d in range(1, dim + 1) if dim % d == 0 and dim // d >= 4) if dim >= 4 else 1
+    return nlist, m, nbits
+
+
+class SearchIndex:
+    """Vectors of one dimension, searchable by Euclidean distance, with per-item metadata.
+
+    Safe to share between threads: searches run together; an add or a removal runs alone.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "exact",
+        model: ModelRef | None = None,
+        params: dict[str, int] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise TripletnetError(f"unknown index kind {kind!r}; choose one of: {', '.join(KINDS)}")
+        if dim < 1:
+            raise TripletnetError(f"the vector dimension must be at least 1, got {dim}")
+        unknown = set(params or {}) - set(DEFAULT_PARAMS[kind])
+        if unknown:
+            raise TripletnetError(
+                f"unknown parameter(s) {sorted(unknown)} for a {kind} index; "
+                f"it takes: {sorted(DEFAULT_PARAMS[kind]) or 'none'}"
+            )
+        self.dim = dim
+        self.kind = kind
+        self.model = model
+        self.params = {**DEFAULT_PARAMS[kind], **(params or {})}
+        self.class_names: list[str] = []  # label -> name, where the labels have names
+        self.items: dict[int, Item] = {}
+        self.thumbnails: dict[int, np.ndarray] = {}
+        self.next_id = 0
+        self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
+        self._lock = ReadWriteLock()
+        self._save_lock = threading.Lock()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def factory_string(self) -> str:
+        """The FAISS name of the index kind with its parameters."""
+        if self.kind == "exact":
+            return "Flat"
+        if self.kind == "hnsw":
+            return f"HNSW{self.params['M']}"
+        return f"IVF{self.params['nlist']},PQ{self.params['m']}x{self.params['nbits']}"
+
+    def _new_faiss(self, training: np.ndarray | None = None) -> faiss.Index:
+        if self.kind == "ivfpq":
+            assert training is not None
+            self._check_ivfpq(training)
+        inner: Any = faiss.index_factory(self.dim, self.factory_string())
+        if self.kind == "hnsw":
+            inner.hnsw.efConstruction = self.params["ef_construction"]
+        if training is not None and self.kind == "ivfpq":
+            ivf: Any = faiss.downcast_index(inner)
+            ivf.do_polysemous_training = False  # slow, and its codes go unused
+            ivf.train(training)
+        self._tune(inner)
+        return inner if self.kind == "ivfpq" else faiss.IndexIDMap2(inner)
+
+    def _check_ivfpq(self, training: np.ndarray) -> None:
+        chosen = dict(
+            zip(("nlist", "m", "nbits"), _ivfpq_shape(self.dim, len(training)), strict=True)
+        )
+        for name, value in chosen.items():
+            self.params[name] = self.params[name] or value
+        if self.dim % self.params["m"]:
+            raise TripletnetError(
+                f"ivfpq: m={self.params['m']} must divide the dimension {self.dim}"
+            )
+        min_points = max(64, self.params["nlist"], 2 ** self.params["nbits"])
+        if len(training) < min_points:
+            raise TripletnetError(
+                f"an ivfpq index needs at least {min_points} vectors to train its quantisers, "
+                f"got {len(training)}; use --kind exact or hnsw for small collections"
+            )
+
+    def _tune(self, index: Any) -> None:
+        if isinstance(index, faiss.IndexIDMap2):
+            index = index.index
+        index = faiss.downcast_index(index)
+        if self.kind == "hnsw":
+            index.hnsw.efSearch = self.params["ef_search"]
+        elif self.kind == "ivfpq":
+            index.nprobe = self.params["nprobe"]
+
+    def set_search_params(self, **params: int) -> None:
+        """Change ``ef_search`` (hnsw) or ``nprobe`` (ivfpq): the speed/recall trade-off."""
+        allowed = {"hnsw": {"ef_search"}, "ivfpq": {"nprobe"}}.get(self.kind, set())
+        if set(params) - allowed:
+            raise TripletnetError(
+                f"a {self.kind} index has no search parameter(s) {sorted(set(params) - allowed)}"
+            )
+        with self._lock.writing():
+            self.params.update(params)
+            if self._faiss is not None:
+                self._tune(self._faiss)
+
+    def check_vectors(self, vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+        """(N, dim) float32, finite; a clear error otherwise."""
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise TripletnetError(
+                f"expected vectors of dimension {self.dim}, got an array of shape {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise TripletnetError("vectors must be finite (no NaN or infinity)")
+        return np.ascontiguousarray(array)
+
+    def add(
+        self,
+        vectors: np.ndarray,
+        labels: Sequence[int | None] | np.ndarray | None = None,
+        sources: Sequence[str | None] | None = None,
+        thumbnails: Sequence[np.ndarray] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Add vectors (with optional labels, sources and thumbnails); return their new ids."""
+        vectors = self.check_vectors(vectors)
+        count = len(vectors)
+        for name, values in (("labels", labels), ("sources", sources), ("thumbnails", thumbnails)):
+            if values is not None and len(values) != count:
+                raise TripletnetError(f"{count} vectors but {len(values)} {name}")
+        with self._lock.writing():
+            if self._faiss is None:
+                self._faiss = self._new_faiss(training=vectors)
+            ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
+            self._faiss.add_with_ids(vectors, ids)
+            self.next_id += count
+            for row, item_id in enumerate(ids.tolist()):
+                label = None if labels is None else labels[row]
+                source = None if sources is None else sources[row]
+                self.items[item_id] = Item(item_id, None if label is None else int(label), source)
+                if thumbnails is not None:
+                    self.thumbnails[item_id] = np.asarray(thumbnails[row], dtype=np.uint8)
+        return ids
+
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
+        """Remove the items with these ids (unknown ids are ignored); return how many went."""
+        with self._lock.writing():
+            gone = sorted({int(i) for i in ids} & self.items.keys())
+            if not gone or self._faiss is None:
+                return 0
+            if self.kind == "hnsw":  # an HNSW graph cannot drop nodes: rebuild without them
+                self._faiss = self._rebuilt_without(np.asarray(gone, dtype=np.int64))
+            else:
+                self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
+            for item_id in gone:
+                del self.items[item_id]
+                self.thumbnails.pop(item_id, None)
+            return len(gone)
+
+    def _rebuilt_without(self, gone: np.ndarray) -> faiss.Index:
+        assert self._faiss is not None
+        ids = faiss.vector_to_array(self._faiss.id_map)
+        # An explicit numpy output keeps numpy even where faiss.contrib.torch_utils is imported
+        # (pytorch-metric-learning imports it, and it makes reconstruct_n return a tensor).
+        vectors = np.empty((self._faiss.ntotal, self._faiss.d), dtype=np.float32)
+        self._faiss.index.reconstruct_n(0, self._faiss.ntotal, vectors)
+        keep = ~np.isin(ids, gone)
+        index = self._new_faiss()
+        index.add_with_ids(vectors[keep], ids[keep])
+        return index
+
+    # -- querying ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """The ``k`` nearest items of each query row, nearest first."""
+        if k < 1:
+            raise TripletnetError(f"k must be at least 1, got {k}")
+        queries = self.check_vectors(queries)
+        with self._lock.reading():
+            if self._faiss is None or not self.items:
+                return [[] for _ in queries]
+            squared, ids = self._faiss.search(queries, min(k, len(self.items)))
+            return [
+                [
+                    Hit(self.items[int(i)], math.sqrt(max(float(d), 0.0)))
+                    for d, i in zip(row_d, row_i, strict=True)
+                    if i >= 0 and int(i) in self.items
+                ]
+                for row_d, row_i in zip(squared, ids, strict=True)
+            ]
+
+    def label_name(self, label: int | None) -> str | None:
+        if label is None:
+            return None
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
+    def item(self, item_id: int) -> Item:
+        if item_id not in self.items:
+            raise KeyError(item_id)
+        return self.items[item_id]
+
+    def check_model(self, model: ModelRef) -> None:
+        """Refuse queries embedded by a different model or preprocessing than the index's."""
+        if self.model is None or self.model.fingerprint == model.fingerprint:
+            return
+        raise TripletnetError(
+            "the model does not match the index: the index was built with model "
+            f"{self.model.fingerprint[:12]} (run {self.model.run_dir}), the query model is "
+            f"{model.fingerprint[:12]} (run {model.run_dir}); embed queries with the index's "
+            "model or rebuild the index with 'tripletnet index build'"
+        )
+
+    def memory_bytes(self) -> int:
+        """Bytes of the serialised FAISS index (vectors, graph or codes)."""
+        with self._lock.reading():
+            return 0 if self._faiss is None else int(faiss.serialize_index(self._faiss).nbytes)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "kind": self.kind,
+            "dim": self.dim,
+            "params": self.params,
+            "count": len(self.items),
+            "next_id": self.next_id,
+            "class_names": self.class_names,
+            "model": None if self.model is None else asdict(self.model),
+        }
+
+    def save(self, root: str | Path) -> Path:
+        """Write a new version of the index folder ``root`` atomically; return its path.
+
+        The state is copied under the read lock (searches go on), then written outside it.
+        """
+        with self._save_lock:
+            with self._lock.reading():
+                manifest = self.manifest()
+                blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
+                ids = list(self.items)
+                with_thumbnails = [i for i in ids if i in self.thumbnails]
+                columns = {
+                    "ids": ids,
+                    "labels": [self.items[i].label for i in ids],
+                    "sources": [self.items[i].source for i in ids],
+                    "thumbnail_ids": with_thumbnails,
+                }
+                pictures = [self.thumbnails[i] for i in with_thumbnails]
+                thumbs = np.stack(pictures) if pictures else None
+            files = {
+                "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
+                "items.json": lambda p: p.write_text(json.dumps(columns)),
+            }
+            if blob is not None:
+                files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
+            if thumbs is not None:
+                files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
+            return write_version(root, files)
+
+    @classmethod
+    def load(cls, root: str | Path) -> SearchIndex:
+        """Read the live version of an index folder (never unpickles anything)."""
+        folder = current_version(root)
+        try:
+            manifest = read_json(folder / "manifest.json")
+            columns = read_json(folder / "items.json")
+        except (OSError, ValueError) as error:
+            raise IndexFolderError(f"{folder} is incomplete or corrupt: {error}") from error
+        if manifest.get("format") != FORMAT:
+            raise IndexFolderError(
+                f"{folder} has index format {manifest.get('format')!r}; this tripletnet reads {FORMAT}"
+            )
+        model = ModelRef(**manifest["model"]) if manifest.get("model") else None
+        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"])
+        index.next_id = int(manifest["next_id"])
+        index.class_names = list(manifest.get("class_names", []))
+        if (folder / "index.faiss").is_file():
+            blob = np.fromfile(folder / "index.faiss", dtype=np.uint8)
+            loaded: Any = faiss.deserialize_index(blob)
+            index._faiss = loaded
+            index._tune(loaded)
+        rows = zip(columns["ids"], columns["labels"], columns["sources"], strict=True)
+        index.items = {i: Item(i, label, source) for i, label, source in rows}
+        if (folder / "thumbnails.npy").is_file():
+            thumbs = np.load(folder / "thumbnails.npy", allow_pickle=False)
+            index.thumbnails = dict(zip(columns["thumbnail_ids"], thumbs, strict=True))
+        stored = 0 if index._faiss is None else index._faiss.ntotal
+        if stored != len(index.items):
+            raise IndexFolderError(
+                f"{folder} is inconsistent: {stored} vectors but {len(index.items)} items"
+            )
+        return index

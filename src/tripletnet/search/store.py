@@ -1,0 +1,103 @@
+"""Versioned index folders: a crash mid-write leaves the previous version in use.
+
+    INDEX_DIR/CURRENT      one line naming the live version, replaced atomically
+    INDEX_DIR/v000007/     manifest.json, index.faiss, items.json, thumbnails.npy (optional)
+
+A save writes every file of the new version into a hidden temporary folder, fsyncs them,
+renames the folder to its version name and only then points CURRENT at it. Readers follow
+CURRENT, so they see the old set of files or the new set, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import TripletnetError
+from ..files import write_text_atomic
+
+POINTER = "CURRENT"
+KEEP_VERSIONS = 2
+_VERSION = re.compile(r"^v(\d{6,})$")
+
+FileWriter = Callable[[Path], None]
+
+
+class IndexFolderError(TripletnetError, ValueError):
+    """An index folder is missing, incomplete or would be overwritten."""
+
+
+def _versions(root: Path) -> list[int]:
+    found = (_VERSION.match(entry.name) for entry in root.iterdir() if entry.is_dir())
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def current_version(root: str | os.PathLike[str]) -> Path:
+    """The folder of the live version, or a clear error if ``root`` holds no index."""
+    root = Path(root)
+    pointer = root / POINTER
+    if not pointer.is_file():
+        raise IndexFolderError(
+            f"{root} is not a tripletnet index (no {POINTER} file); "
+            "build one with 'tripletnet index build'"
+        )
+    name = pointer.read_text(encoding="utf-8").strip()
+    folder = root / name
+    if not _VERSION.match(name) or not folder.is_dir():
+        raise IndexFolderError(f"{pointer} names {name!r}, which is not a version in {root}")
+    return folder
+
+
+def write_version(root: str | os.PathLike[str], files: dict[str, FileWriter]) -> Path:
+    """Write ``files`` (name -> writer(path)) as a new version of ``root`` and make it live."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-v*"):  # left by a crash mid-save
+        shutil.rmtree(stale, ignore_errors=True)
+    number = max(_versions(root), default=0) + 1
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-v{number:06d}-", dir=root))
+    try:
+        for name, writer in files.items():
+            writer(staging / name)
+            with open(staging / name, "rb+") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(staging)
+        final = root / f"v{number:06d}"
+        os.replace(staging, final)
+        _fsync_dir(root)
+        write_text_atomic(root / POINTER, final.name + "\n")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in _versions(root)[:-KEEP_VERSIONS]:
+        shutil.rmtree(root / f"v{old:06d}", ignore_errors=True)
+    return final
+
+
+def prepare_index_folder(root: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing index (or any non-empty folder) unless ``overwrite``."""
+    if root.exists() and not root.is_dir():
+        raise IndexFolderError(f"{root} is a file; choose a folder for the index")
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise IndexFolderError(
+                f"{root} already exists and is not empty; pass --overwrite to replace it "
+                "or choose another --out"
+            )
+        if not (root / POINTER).is_file():
+            raise IndexFolderError(
+                f"{root} is not a tripletnet index; refusing to delete its contents"
+            )
+        shutil.rmtree(root)

@@ -1,0 +1,157 @@
+"""The HTTP service through FastAPI's TestClient: every route and every error code."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from search_images import digit_png
+
+pytest.importorskip("fastapi", reason="the service needs the 'serve' extra")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tripletnet.cli import main  # noqa: E402
+from tripletnet.errors import TripletnetError  # noqa: E402
+from tripletnet.search import SearchIndex  # noqa: E402
+from tripletnet.service import create_app  # noqa: E402
+
+LIMIT = 20_000
+
+
+@pytest.fixture
+def client(run_dir: Path, index_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(run_dir, index_dir, max_upload_bytes=LIMIT, max_k=50)) as client:
+        yield client
+
+
+def image(row: int = 0, data: bytes | None = None) -> dict[str, tuple[str, bytes, str]]:
+    return {"image": (f"{row}.png", digit_png(row) if data is None else data, "image/png")}
+
+
+def test_health_page_and_openapi(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert (health["dim"], health["count"], health["model"]["architecture"]) == (
+        16,
+        450,
+        "small-conv",
+    )
+    assert len(health["model"]["fingerprint"]) == 64
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="results"' in page.text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/embed", "/search", "/items", "/items/{item_id}", "/health"} <= set(paths)
+    body = paths["/search"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_search_by_image_and_by_vector(client: TestClient) -> None:
+    found = client.post("/search", files=image(7), data={"k": "4"})
+    assert found.status_code == 200
+    results = found.json()["results"]
+    assert len(results) == 4 and results[0]["id"] == 7
+    assert results[0]["source"] == "digits:test:7"
+    thumbnail = client.get(results[0]["thumbnail"])
+    assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\x89PNG")
+
+    embedding = client.post("/embed", files=image(7)).json()
+    assert embedding["dim"] == 16
+    by_vector = client.post("/search", json={"vector": embedding["embedding"], "k": 4}).json()
+    assert [r["id"] for r in by_vector["results"]] == [r["id"] for r in results]
+    assert by_vector["results"][0]["distance"] == pytest.approx(results[0]["distance"], abs=1e-4)
+
+
+def test_added_and_removed_items_are_persisted(
+    client: TestClient, run_dir: Path, index_dir: Path
+) -> None:
+    added = client.post("/items", files=image(9), data={"label": "3", "source": "../../etc/passwd"})
+    assert added.status_code == 201
+    item = added.json()
+    assert (item["id"], item["label"], item["source"]) == (450, 3, "../../etc/passwd")
+    by_json = client.post("/items", json={"vector": [0.5] * 16, "source": "mine"}).json()
+    assert by_json["id"] == 451 and by_json["thumbnail"] is None
+    assert client.get("/items/450").json()["label_name"] == "3"
+    assert client.delete("/items/12").json() == {"removed": 12, "count": 451}
+    assert client.delete("/items/12").status_code == 404
+    assert client.get("/items/12").status_code == 404
+
+    reloaded = SearchIndex.load(index_dir)  # what a restart would read
+    assert len(reloaded) == 451 and 12 not in reloaded.items
+    assert reloaded.item(450).source == "../../etc/passwd" and 450 in reloaded.thumbnails
+    assert not any(p.name == "passwd" for p in index_dir.rglob("*"))
+    with TestClient(create_app(run_dir, index_dir)) as restarted:
+        assert restarted.get("/health").json()["count"] == 451
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "message"),
+    [
+        ({"files": image(0, b"definitely not a png")}, 415, "not a readable image"),
+        ({"files": image(0, b"\x89PNG\r\n\x1a\n" + b"0" * 40)}, 415, "not a readable image"),
+        ({"content": b"k=3", "headers": {"content-type": "text/plain"}}, 415, "send JSON"),
+        ({"files": image(0, b"0" * (LIMIT + 1))}, 413, "too large"),
+        ({"json": {"vector": [0.0] * 15}}, 422, "16-d"),
+        ({"json": {"vector": [0.0] * 16, "k": 0}}, 422, "between 1 and 50"),
+        ({"json": {"vector": [0.0] * 16, "k": 51}}, 422, "between 1 and 50"),
+        ({"json": {"vector": "zeros"}}, 422, "valid"),
+        ({"files": image(0), "data": {"k": "1000"}}, 422, "between 1 and 50"),
+        ({"files": image(0), "data": {"k": "ten"}}, 422, "integer"),
+        ({"files": {"picture": ("x.png", b"x", "image/png")}}, 422, "named 'image'"),
+    ],
+)
+def test_bad_requests_get_clear_errors(
+    client: TestClient, request_kwargs: dict[str, object], status: int, message: str
+) -> None:
+    response = client.post("/search", **request_kwargs)  # type: ignore[arg-type]
+    assert response.status_code == status
+    assert message in str(response.json()["detail"])
+
+
+def test_a_streamed_body_over_the_limit_gets_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the middleware counts the bytes
+        for _ in range(10):
+            yield b"0" * 4096
+
+    response = client.post("/items", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_ids_in_paths_must_be_integers(client: TestClient) -> None:
+    assert client.get("/items/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+    assert client.delete("/items/abc").status_code == 422
+    assert client.get("/items/99999/thumbnail.png").status_code == 404
+
+
+def test_a_model_other_than_the_index_model_is_refused_at_start(
+    other_run_dir: Path, index_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(TripletnetError, match="does not match the index"):
+        create_app(other_run_dir, index_dir)
+    assert main(["serve", str(other_run_dir), "--index", str(index_dir)]) == 2
+    assert "does not match the index" in capsys.readouterr().err
+
+
+def test_concurrent_adds_and_searches_through_the_api(client: TestClient, index_dir: Path) -> None:
+    statuses: list[int] = []
+    vectors = np.random.default_rng(0).normal(size=(40, 16)).tolist()
+
+    def add(part: int) -> None:
+        for vector in vectors[part::2]:
+            statuses.append(client.post("/items", json={"vector": vector}).status_code)
+
+    def search() -> None:
+        for row in range(15):
+            statuses.append(client.post("/search", files=image(row), data={"k": "5"}).status_code)
+
+    threads = [threading.Thread(target=add, args=(p,)) for p in range(2)]
+    threads += [threading.Thread(target=search) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(201) == 40 and statuses.count(200) == 30
+    reloaded = SearchIndex.load(index_dir)
+    assert len(reloaded) == 490 and sorted(reloaded.items)[-40:] == list(range(450, 490))

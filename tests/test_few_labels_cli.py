@@ -1,0 +1,117 @@
+"""End to end on the bundled digits (as 1x8x8 images): pretrain -> fine-tune, semi-supervised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tripletnet.cli import main
+from tripletnet.data import DatasetSplits, LabelledArray
+from tripletnet.files import read_json
+from tripletnet.models import build_model
+from tripletnet.training import TrainConfig, load_run
+from tripletnet.training.few_labels import training_pool
+from tripletnet.training.pretrained import load_pretrained
+
+QUICK = ["--dataset", "digits", "--epochs", "2", "--test-triplets", "500", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sc"
+    assert main(["pretrain", *QUICK, "--patch-size", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_pretrain_writes_a_run_with_the_plateau_schedule(pretrained: Path) -> None:
+    config = read_json(pretrained / "config.json")
+    assert config["method"] == "spatial-contrasting" and config["lr_schedule"] == "plateau"
+    assert config["lr"] == 0.1 and config["patch_size"] == 2
+    history = read_json(pretrained / "history.json")
+    assert len(history) == 2 and all(np.isfinite(row["loss"]) for row in history)
+    assert (pretrained / "metrics.json").is_file()
+
+
+def test_finetune_from_pretrained_semi_supervised(pretrained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    args = ["train", *QUICK, "--method", "semi-supervised", "--labels-per-class", "5"]
+    args += ["--init", str(pretrained), "--lr", "0.01", "--augment-shift", "1", "--out", str(out)]
+    assert main(args) == 0
+    labelled = np.load(out / "labelled.npy")
+    run = load_run(out)
+    assert len(labelled) == 50
+    metrics = read_json(out / "metrics.json")
+    assert 0.0 <= metrics["classification"]["labelled"]["knn_accuracy"] <= 1.0
+    assert "labelled samples only (1-NN)" in (out / "report.md").read_text()
+    assert read_json(out / "config.json")["init"] == str(pretrained)
+    assert run.config.labels_per_class == 5
+
+
+def test_init_copies_the_pretrained_weights(pretrained: Path) -> None:
+    run = load_run(pretrained)
+    model = build_model(run.spec["architecture"], (1, 8, 8))
+    load_pretrained(model, pretrained, run.spec)
+    for (name, mine), theirs in zip(
+        model.state_dict().items(), run.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+
+
+def test_init_from_another_architecture_is_a_clear_error(
+    pretrained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", *QUICK, "--model", "mnist", "--init", str(pretrained)]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    assert "its architecture is 'small-conv'" in capsys.readouterr().err
+
+
+def test_semi_supervised_learns_from_few_digit_labels(tmp_path: Path) -> None:
+    out = tmp_path / "semi"
+    args = ["train", *QUICK[:2], "--epochs", "6", "--test-triplets", "500", "--no-progress"]
+    args += ["--method", "semi-supervised", "--labels-per-class", "5", "--lr", "0.1"]
+    args += ["--model", "semisup-mnist"]  # the authors' net: batch norm keeps lr 0.1 stable
+    assert main([*args, "--batch-size", "64", "--out", str(out)]) == 0
+    accuracy = read_json(out / "metrics.json")["classification"]["labelled"]["knn_accuracy"]
+    assert accuracy > 0.5  # 1-NN on 50 labelled digits; chance is 0.1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--labels-per-class", "3"], "needs --method semi-supervised"),
+        (["--method", "semi-supervised", "--labels-per-class", "0"], "at least 1"),
+        (["--method", "semi-supervised", "--unlabelled-weight", "-1"], ">= 0"),
+    ],
+)
+def test_bad_few_label_options_are_one_line_errors(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *QUICK, *extra, "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_pretraining_a_net_without_spatial_maps_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["pretrain", "--dataset", "digits", "--model", "mlp", "--epochs", "1", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "mlp")]) == 2
+    assert "no spatial feature map" in capsys.readouterr().err
+
+
+def test_pretraining_also_uses_the_unlabelled_images() -> None:
+    images = np.zeros((4, 1, 8, 8), dtype=np.uint8)
+    data = DatasetSplits(
+        "toy",
+        LabelledArray(images, [0, 1, 0, 1]),
+        LabelledArray(images, [0, 1, 0, 1]),
+        num_classes=2,
+        unlabelled=np.ones((3, 1, 8, 8), dtype=np.uint8),
+    )
+    x, y = training_pool(TrainConfig(method="spatial-contrasting"), data)
+    assert len(x) == 7 and y.tolist() == [0, 1, 0, 1, -1, -1, -1] and x[4:].all()
+    x, y = training_pool(TrainConfig(method="semi-supervised"), data)
+    assert len(x) == 4 and y.tolist() == [0, 1, 0, 1]
