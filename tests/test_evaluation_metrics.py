@@ -10,9 +10,15 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import FaissKMeans
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from tripletnet.evaluation.classify import knn_predict, nearest_centroid_correct, vote
+from tripletnet.evaluation.classify import (
+    knn_predict,
+    linear_probe_accuracy,
+    nearest_centroid_correct,
+    vote,
+)
 from tripletnet.evaluation.clustering import clustering_scores
 from tripletnet.evaluation.confidence import bootstrap_ci, paired_comparison
+from tripletnet.evaluation.evaluate import evaluate_embeddings
 from tripletnet.evaluation.inputs import EvaluationInputError
 from tripletnet.evaluation.verification import (
     calibrate_threshold,
@@ -107,11 +113,14 @@ def test_single_class_is_a_clear_error() -> None:
         clustering_scores(np.zeros((5, 2), np.float32), np.zeros(5, int))
     with pytest.raises(EvaluationInputError, match="both same-class and different-class"):
         verification_metrics(np.ones(4), np.ones(4, bool))
+    x = np.random.default_rng(0).normal(size=(12, 3))
+    with pytest.raises(EvaluationInputError, match="linear probe .* at least 2 classes"):
+        linear_probe_accuracy(x, np.zeros(12, int), x, np.arange(12) % 2)
+    with pytest.raises(EvaluationInputError, match="query embeddings .* at least 2 classes"):
+        evaluate_embeddings(x, np.zeros(12, int))
 
 
 def test_queries_whose_labels_are_all_absent_from_the_gallery_are_reported() -> None:
-    from tripletnet.evaluation.evaluate import evaluate_embeddings
-
     rng = np.random.default_rng(0)
     queries, gallery = rng.normal(size=(40, 4)), rng.normal(size=(60, 4))
     evaluation = evaluate_embeddings(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tripletnet.errors import TripletnetError
 from tripletnet.search import KINDS, Embedder, IndexFolderError, ModelRef, SearchIndex
+from tripletnet.search import index as index_module
 from tripletnet.search import store as store_module
 
 
@@ -170,7 +172,7 @@ def test_concurrent_adds_removes_searches_and_saves_never_corrupt(
     def adder(part: int) -> None:
         for start in range(100 + part * 150, 250 + part * 150, 10):
             index.add(vectors[start : start + 10])
-            index.save(tmp_path)
+            index.save_changes(tmp_path)
 
     def searcher() -> None:
         for _ in range(60):
@@ -180,6 +182,7 @@ def test_concurrent_adds_removes_searches_and_saves_never_corrupt(
     def remover() -> None:
         for item_id in range(0, 40, 2):
             index.remove([item_id])
+            index.save_changes(tmp_path)
 
     threads = [guard(lambda p=p: adder(p)) for p in range(2)]
     threads += [guard(searcher) for _ in range(3)] + [guard(remover)]
@@ -189,7 +192,29 @@ def test_concurrent_adds_removes_searches_and_saves_never_corrupt(
         thread.join()
     assert not errors
     assert len(index) == 400 - 20
-    index.save(tmp_path)
     loaded = SearchIndex.load(tmp_path)
     assert len(loaded) == 380 and loaded.next_id == 400
     assert loaded.search(vectors[399], k=1)[0][0].distance < 1e-3  # ids follow the add order
+
+
+def test_save_changes_writes_only_what_no_save_has_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Path] = []
+    write_version = index_module.write_version
+
+    def counted(root: Path, files: Any) -> Path:
+        written.append(root)
+        return write_version(root, files)
+
+    monkeypatch.setattr(index_module, "write_version", counted)
+    index = SearchIndex(16)
+    index.add(clustered(20))
+    index.save_changes(tmp_path / "a")
+    index.save_changes(tmp_path / "a")  # nothing new: no write
+    assert written == [tmp_path / "a"]
+    index.remove([3])
+    index.save_changes(tmp_path / "a")
+    index.save_changes(tmp_path / "b")  # another folder has not got it yet
+    assert written == [tmp_path / "a", tmp_path / "a", tmp_path / "b"]
+    assert len(SearchIndex.load(tmp_path / "a")) == len(SearchIndex.load(tmp_path / "b")) == 19

@@ -103,7 +103,10 @@ def train_command(
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
     if out is None:
-        out = Path("runs") / f"{config.dataset}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = (
+            Path("runs")
+            / f"{config.dataset}-{config.loss or config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
     config.resolved()  # check the options before touching the run folder
     summary = train(config, out, resume=resume, overwrite=overwrite, show_progress=not no_progress)
     click.echo(

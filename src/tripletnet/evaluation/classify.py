@@ -18,13 +18,15 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .inputs import require_classes
 from .neighbours import knn_search
 
 Weighting = Literal["majority", "distance"]
 EPS = 1e-8
 
 
-def _probe(max_iter: int) -> Pipeline:
+def _probe(train_y: np.ndarray, max_iter: int) -> Pipeline:
+    require_classes(train_y, 2, "the linear probe (logistic regression)")
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
 
 
@@ -50,7 +52,7 @@ def linear_probe_correct(
     max_iter: int = 300,
 ) -> np.ndarray:
     """Per test sample: is the linear probe's prediction right."""
-    classifier = _probe(max_iter)
+    classifier = _probe(train_y, max_iter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(_flat(train_x), train_y)
@@ -66,7 +68,7 @@ def linear_probe_cross_validated(
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        predicted = cross_val_predict(_probe(max_iter), _flat(x), y, cv=splitter)
+        predicted = cross_val_predict(_probe(y, max_iter), _flat(x), y, cv=splitter)
     return np.asarray(predicted == y)
 
 
@@ -110,6 +112,13 @@ def knn_accuracy(
     weighting: Weighting = "majority",
 ) -> float:
     return float((knn_predict(train_x, train_y, test_x, k, weighting) == test_y).mean())
+
+
+def knn_leave_one_out_accuracy(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
+    """k-NN accuracy of a labelled set against itself: each sample is voted on by its ``k``
+    nearest other samples (cheap enough to log every epoch)."""
+    distances, neighbours = knn_search(_flat(x), _flat(x), min(k, len(x) - 1), exclude_self=True)
+    return float((vote(np.asarray(y)[neighbours], distances) == y).mean())
 
 
 def nearest_centroid_correct(

@@ -19,7 +19,7 @@ from .classify import (
 )
 from .clustering import clustering_scores
 from .confidence import bootstrap_ci
-from .inputs import labelled
+from .inputs import labelled, require_classes
 from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
@@ -72,6 +72,7 @@ def evaluate_embeddings(
     ``threshold`` (a calibrated distance) adds the pairs' accuracy at that threshold.
     """
     queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
+    require_classes(query_labels, 2, "evaluating the query embeddings (clustering, verification)")
     if gallery is not None and gallery_labels is not None:
         gallery, gallery_labels = labelled(
             gallery, gallery_labels, "gallery embeddings", "gallery labels"

@@ -90,7 +90,7 @@ def evaluate_run(
     history = read_json(history_path) if history_path.is_file() else []
     metrics: dict[str, Any] = {
         "dataset": config.dataset,
-        "method": config.method,
+        "method": config.method_name,
         "model": run.spec["architecture"],
         "embedding_dim": int(train_emb.shape[1]),
         "train_size": len(data.train),
@@ -115,7 +115,7 @@ def evaluate_run(
     write_evaluation(
         out,
         evaluation,
-        f"{config.dataset} test embeddings ({config.method} network)",
+        f"{config.dataset} test embeddings ({config.method_name})",
         query_images=data.test.x,
         gallery_images=data.train.x,
         history=history,
@@ -151,7 +151,7 @@ def result_table(metrics: dict[str, Any]) -> str:
 
 def render_report(metrics: dict[str, Any]) -> str:
     training = metrics["training"]
-    return f"""# tripletnet report: {metrics["dataset"]}, {metrics["method"]} network
+    return f"""# tripletnet report: {metrics["dataset"]}, {metrics["method"]}
 
 Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding, trained {training["epochs"]} epochs
 in {training["seconds"]:.1f} s. Test accuracy on {metrics["test_size"]} samples; the classifiers

@@ -7,9 +7,25 @@ from torch import nn
 
 
 class EmbeddingNet(nn.Module):
-    """An embedding net: maps a batch of inputs to (N, embedding_dim) vectors."""
+    """An embedding net: maps a batch of inputs to (N, embedding_dim) vectors with ``self.net``."""
 
     embedding_dim: int
+    net: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def conv_pool_block(
+    in_channels: int, out_channels: int, kernel: int, dropout: float, stride: int = 1
+) -> list[nn.Module]:
+    """conv (no padding), ReLU, 2x2 max-pool, dropout: one stage of the papers' conv nets."""
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel, stride=stride),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Dropout(dropout),
+    ]
 
 
 class MLP(EmbeddingNet):
@@ -32,9 +48,6 @@ class MLP(EmbeddingNet):
         layers.append(nn.Linear(width, embedding_dim))
         self.net = nn.Sequential(*layers)
         self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class SmallConvNet(EmbeddingNet):
@@ -64,9 +77,6 @@ class SmallConvNet(EmbeddingNet):
         )
         self.embedding_dim = embedding_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
 
 class MnistNet(EmbeddingNet):
     """The paper's MNIST net, feature maps 1-32-64-128, 128-d output, no fully connected layer.
@@ -81,23 +91,14 @@ class MnistNet(EmbeddingNet):
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 5),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Dropout(dropout),
-            nn.Conv2d(32, 64, 3),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Dropout(dropout),
+            *conv_pool_block(in_channels, 32, 5, dropout),
+            *conv_pool_block(32, 64, 3, dropout),
             nn.Conv2d(64, embedding_dim, 3),
             nn.ReLU(inplace=True),
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
         )
         self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class CifarNet(EmbeddingNet):
@@ -117,18 +118,9 @@ class CifarNet(EmbeddingNet):
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 5, stride=first_stride),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Dropout(dropout),
-            nn.Conv2d(64, 128, 3),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Dropout(dropout),
-            nn.Conv2d(128, 256, 3),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Dropout(dropout),
+            *conv_pool_block(in_channels, 64, 5, dropout, stride=first_stride),
+            *conv_pool_block(64, 128, 3, dropout),
+            *conv_pool_block(128, 256, 3, dropout),
             nn.Conv2d(256, embedding_dim, 2),
             nn.ReLU(inplace=True),
             nn.Flatten(),

@@ -4,7 +4,6 @@ after the authors' models/MNIST_contrast.lua.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .nets import EmbeddingNet
@@ -35,6 +34,3 @@ class SemiSupMnistNet(EmbeddingNet):
             nn.Flatten(),
         )
         self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)

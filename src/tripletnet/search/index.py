@@ -107,6 +107,8 @@ class SearchIndex:
         self.items: dict[int, Item] = {}
         self.thumbnails: dict[int, np.ndarray] = {}
         self.next_id = 0
+        self.changes = 0  # adds and removals so far; a save records how many it holds
+        self._saved: tuple[Path, int] | None = None
         self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
         self._lock = ReadWriteLock()
         self._save_lock = threading.Lock()
@@ -205,6 +207,7 @@ class SearchIndex:
             ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
             self._faiss.add_with_ids(vectors, ids)
             self.next_id += count
+            self.changes += 1
             for row, item_id in enumerate(ids.tolist()):
                 label = None if labels is None else labels[row]
                 source = None if sources is None else sources[row]
@@ -223,6 +226,7 @@ class SearchIndex:
                 self._faiss = self._rebuilt_without(np.asarray(gone, dtype=np.int64))
             else:
                 self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
+            self.changes += 1
             for item_id in gone:
                 del self.items[item_id]
                 self.thumbnails.pop(item_id, None)
@@ -309,28 +313,43 @@ class SearchIndex:
         The state is copied under the read lock (searches go on), then written outside it.
         """
         with self._save_lock:
-            with self._lock.reading():
-                manifest = self.manifest()
-                blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
-                ids = list(self.items)
-                with_thumbnails = [i for i in ids if i in self.thumbnails]
-                columns = {
-                    "ids": ids,
-                    "labels": [self.items[i].label for i in ids],
-                    "sources": [self.items[i].source for i in ids],
-                    "thumbnail_ids": with_thumbnails,
-                }
-                pictures = [self.thumbnails[i] for i in with_thumbnails]
-                thumbs = np.stack(pictures) if pictures else None
-            files = {
-                "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
-                "items.json": lambda p: p.write_text(json.dumps(columns)),
+            return self._write(Path(root))
+
+    def save_changes(self, root: str | Path) -> None:
+        """Save unless a save that began after this thread's last change already wrote it:
+        writers that queue behind one save share the next one (group commit)."""
+        with self._lock.reading():
+            wanted = self.changes
+        with self._save_lock:
+            if self._saved is None or self._saved[0] != Path(root) or self._saved[1] < wanted:
+                self._write(Path(root))
+
+    def _write(self, root: Path) -> Path:
+        with self._lock.reading():
+            changes = self.changes
+            manifest = self.manifest()
+            blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
+            ids = list(self.items)
+            with_thumbnails = [i for i in ids if i in self.thumbnails]
+            columns = {
+                "ids": ids,
+                "labels": [self.items[i].label for i in ids],
+                "sources": [self.items[i].source for i in ids],
+                "thumbnail_ids": with_thumbnails,
             }
-            if blob is not None:
-                files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
-            if thumbs is not None:
-                files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
-            return write_version(root, files)
+            pictures = [self.thumbnails[i] for i in with_thumbnails]
+            thumbs = np.stack(pictures) if pictures else None
+        files = {
+            "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
+            "items.json": lambda p: p.write_text(json.dumps(columns)),
+        }
+        if blob is not None:
+            files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
+        if thumbs is not None:
+            files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
+        version = write_version(root, files)
+        self._saved = (root, changes)
+        return version
 
     @classmethod
     def load(cls, root: str | Path) -> SearchIndex:

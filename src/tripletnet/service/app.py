@@ -243,7 +243,7 @@ def create_app(
             label = _optional_int(fields.get("label"), "label")
             source = str(fields.get("source") or fields["filename"])
         ids = await run_in_threadpool(index.add, vector, [label], [source], thumbnails)
-        await run_in_threadpool(index.save, service.index_dir)
+        await run_in_threadpool(index.save_changes, service.index_dir)
         return service.item(int(ids[0]))
 
     @app.get("/items/{item_id}")
@@ -261,7 +261,7 @@ def create_app(
     def delete_item(item_id: int) -> dict[str, Any]:
         if not index.remove([item_id]):
             raise HTTPException(404, f"no item with id {item_id}")
-        index.save(service.index_dir)
+        index.save_changes(service.index_dir)
         return {"removed": item_id, "count": len(index)}
 
     _add_vector_schema(app)

@@ -114,6 +114,14 @@ class TrainConfig:
         if self.augment_shift < 0:
             raise TripletnetError(f"--augment-shift must be >= 0, got {self.augment_shift}")
 
+    @property
+    def method_name(self) -> str:
+        """What trained the net, for reports and folder names: the method, or the batch-mining
+        loss and its miner."""
+        if self.loss is None:
+            return self.method
+        return self.loss + (f" ({self.miner} miner)" if self.miner else "")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

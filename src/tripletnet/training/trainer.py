@@ -14,6 +14,7 @@ from tqdm import tqdm
 from ..data import load_dataset
 from ..data.augment import augment
 from ..errors import TripletnetError
+from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
 from ..files import save_npy_atomic, write_json_atomic
@@ -160,6 +161,7 @@ def train(
             "loss": loss_sum / seen,
             "train_triplet_error": error_sum / seen,
             "test_triplet_error": triplet_error(test_embeddings, test_triplets),
+            "test_knn_accuracy": knn_leave_one_out_accuracy(test_embeddings, data.test.y, config.k),
             "lr": lr,
             "seconds": seconds,
         }
@@ -175,7 +177,8 @@ def train(
             tqdm.write(
                 f"epoch {epoch + 1}/{config.epochs}  loss {row['loss']:.4f}  "
                 f"train triplet error {row['train_triplet_error']:.4f}  "
-                f"test triplet error {row['test_triplet_error']:.4f}  ({seconds:.1f} s)"
+                f"test triplet error {row['test_triplet_error']:.4f}  "
+                f"test {config.k}-NN accuracy {row['test_knn_accuracy']:.4f}  ({seconds:.1f} s)"
             )
 
     save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})
