@@ -3,7 +3,7 @@
 Pipeline: ``tripletnet.training.train`` for one epoch (triplet sampling, batch gathering and
 normalisation, three-way embedding, distance-ratio loss, SGD step, progress statistics), timed by
 the trainer itself (the epoch's batch loop, evaluation excluded). Bare: the same net on a
-pre-built batch of the same size, forward + sum + backward + SGD step, nothing else.
+pre-built batch of the same size, forward + sum + backward + SGD step (lr 0), nothing else.
 The two alternate ``--repeats`` times; the table gives the medians and the pipeline's overhead.
 
     python bench/throughput.py --dataset digits
@@ -35,7 +35,9 @@ def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
 def bare_images_per_second(config: TrainConfig, input_shape: tuple[int, ...], steps: int) -> float:
     torch.manual_seed(0)
     model = build_model(config.model or "mlp", input_shape, config.embedding_dim)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    # lr 0: the same work per step, while the weights stay as initialised (no drift to
+    # degenerate or denormal values that would change the speed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)
     batch = torch.randn(3 * config.batch_size, *input_shape)
     model.train()
     started = time.perf_counter()
