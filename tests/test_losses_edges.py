@@ -46,7 +46,7 @@ def value_and_grad(
     value = loss(x, y)
     value.backward()
     assert x.grad is not None
-    return float(value), x.grad
+    return value.item(), x.grad
 
 
 @pytest.mark.parametrize("name", list(ALL))
