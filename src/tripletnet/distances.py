@@ -19,7 +19,7 @@ EPS = 1e-12
 
 
 def squared_euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise ||a_i - b_i||^2 for two (N, D) tensors."""
+    """Row-wise ||a_i - b_i||^2 over the last dimension (the two tensors broadcast)."""
     return (a - b).pow(2).sum(dim=-1)
 
 

@@ -23,12 +23,15 @@ RatioForm = Literal["mse", "nll"]
 def distance_ratio_terms(
     d_pos: torch.Tensor, d_neg: torch.Tensor, form: RatioForm = "mse"
 ) -> torch.Tensor:
-    """Per-triplet distance-ratio loss, given the (N,) positive and negative distances."""
-    logits = torch.stack([d_pos, d_neg], dim=1)
+    """Per-triplet distance-ratio loss, given the (N,) positive and negative distances.
+
+    The softmax over two values is a sigmoid of their difference: p+ = sigmoid(d+ - d-), and
+    -log p- = softplus(d+ - d-); computed that way, in fewer operations.
+    """
     if form == "mse":
-        return F.softmax(logits, dim=1)[:, 0].pow(2)
+        return torch.sigmoid(d_pos - d_neg).pow(2)
     if form == "nll":
-        return -F.log_softmax(logits, dim=1)[:, 1]
+        return F.softplus(d_pos - d_neg)
     raise ValueError(f"form must be 'mse' or 'nll', got {form!r}")
 
 

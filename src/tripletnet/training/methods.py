@@ -62,9 +62,9 @@ class RandomTripletMethod:
     def loss(
         self, model: nn.Module, batch: np.ndarray, inputs: Inputs
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        embeddings = model(inputs(batch.T.reshape(-1)))  # anchors, then positives, then negatives
-        anchor, positive, negative = embeddings.chunk(3)
-        d_pos, d_neg = euclidean(anchor, positive), euclidean(anchor, negative)
+        # one forward pass over anchors, then positives, then negatives: (3, B, D)
+        embeddings = model(inputs(batch.T.reshape(-1))).unflatten(0, (3, -1))
+        d_pos, d_neg = euclidean(embeddings[:1], embeddings[1:]).unbind()  # both in one pass
         loss = self.criterion(d_pos, d_neg)
         return loss, {"triplet_error": float((d_pos >= d_neg).float().mean())}
 
