@@ -136,14 +136,15 @@ def test_distance_ratio_over_all_triplets(form: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(LABELS))
-def test_contrastive(name: str) -> None:
+@pytest.mark.parametrize("neg_margin", [0.8, 2.0, 20.0])  # few, some, all negatives inside
+def test_contrastive(name: str, neg_margin: float) -> None:
     x, labels = batch(name)
-    loss = losses.ContrastiveLoss(pos_margin=0.3, neg_margin=2.0)
+    loss = losses.ContrastiveLoss(pos_margin=0.3, neg_margin=neg_margin)
 
     def reference(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         positive, negative = pairs(labels)
         terms = [torch.relu(euclidean(x[i], x[j]) - 0.3) ** 2 / 2 for i, j in positive]
-        terms += [torch.relu(2.0 - euclidean(x[i], x[j])) ** 2 / 2 for i, j in negative]
+        terms += [torch.relu(neg_margin - euclidean(x[i], x[j])) ** 2 / 2 for i, j in negative]
         return reduce_plain(terms, "mean_nonzero")
 
     assert_same(loss, reference, x, labels)

@@ -37,15 +37,20 @@ class ContrastiveLoss(PairLoss):
         self.pos_margin, self.neg_margin = pos_margin, neg_margin
 
     def pair_loss(self, dissimilarity: torch.Tensor, masks: PairMasks) -> torch.Tensor:
-        # the few positives are gathered; the negatives stay a masked (N, M) matrix
-        # (push_terms' max(0, m - D)^2 / 2, with the square and the half after the mask)
+        # push_terms' max(0, m - D)^2 / 2 is non-zero only for the negatives inside the margin:
+        # gather them when they are few, else keep a masked (N, M) matrix (fewer passes then)
         pull = pull_terms(dissimilarity[masks.positive], self.pos_margin)
-        push = (self.neg_margin - dissimilarity).masked_fill_(~masks.negative, 0.0).relu()
-        total = pull.sum() + 0.5 * torch.linalg.vecdot(push.flatten(), push.flatten())
+        inside = masks.negative & (dissimilarity < self.neg_margin)
+        n_inside = int(inside.sum())
+        if 4 * n_inside < inside.numel():
+            push = self.neg_margin - dissimilarity[inside]
+        else:
+            push = (self.neg_margin - dissimilarity).masked_fill_(~inside, 0.0).flatten()
+        total = pull.sum() + 0.5 * torch.linalg.vecdot(push, push)
         if self.reduction == "sum":
             return total
         if self.reduction == "mean":
             count = len(pull) + int(masks.negative.sum())
         else:
-            count = int(torch.count_nonzero(pull)) + int(torch.count_nonzero(push))
+            count = int(torch.count_nonzero(pull)) + n_inside
         return total / max(count, 1)
