@@ -48,3 +48,34 @@ def test_every_named_loss_builds() -> None:
         assert build_loss(loss, None) is not None
     assert build_loss("triplet-margin", "semi-hard").miner is not None
     assert CliRunner().invoke(cli, ["train", "--help"]).output.count("--miner") >= 1
+
+
+def test_proxy_loss_trains_its_proxies_and_resumes(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    config = TrainConfig(
+        dataset="digits", loss="proxy-anchor", epochs=2, test_triplets=2000, batch_size=64
+    )
+    summary = train(config, tmp_path / "run", show_progress=False)
+    assert summary["test_triplet_error"] < 0.2
+    saved = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))
+    assert saved["loss.proxies"].shape == (10, 64)  # digits: 10 classes, 64-d embedding
+    assert "optim.loss.proxies.momentum_buffer" in saved  # the proxies were trained
+
+    (tmp_path / "run" / "model.safetensors").unlink()  # as if stopped after epoch 2 of 3
+    config_path = tmp_path / "run" / "config.json"
+    stored = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**stored, "epochs": 3}))
+    train(TrainConfig(), tmp_path / "run", resume=True, show_progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    resumed = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))
+    assert not resumed["loss.proxies"].equal(saved["loss.proxies"])  # continued, not restarted
+
+
+def test_proxy_losses_build_and_refuse_a_miner(tmp_path: Path) -> None:
+    for loss in ("arcface", "cosface", "proxy-nca", "proxy-anchor"):
+        criterion = build_loss(loss, None, num_classes=5, embedding_dim=8)
+        assert next(criterion.parameters()).shape == (5, 8)
+    args = ["train", "--loss", "arcface", "--miner", "batch-hard", "--out", str(tmp_path / "r")]
+    assert main(args) == 2

@@ -9,7 +9,7 @@ import click
 
 from ..data import DATASETS
 from ..models import ARCHITECTURES
-from ..training.batch_mining import LOSSES, MINERS, SAMPLERS
+from ..training.batch_mining import LOSS_NAMES, MINERS, SAMPLERS
 from ..training.config import METHODS, TrainConfig
 from .few_labels_options import few_label_options
 
@@ -72,10 +72,14 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     "-k", "--k", "k", type=int, default=5, show_default=True, help="k of the k-NN classifier."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--loss", type=_choice(list(LOSSES)), help="Batch-mining loss (default: Hoffer's).")
+@click.option(
+    "--loss", type=_choice(list(LOSS_NAMES)), help="Batch-mining loss (default: Hoffer's)."
+)
 @click.option("--miner", type=_choice(list(MINERS)), help="Miner for --loss (default: none).")
 @click.option("--sampler", type=_choice(SAMPLERS), default="pk", show_default=True)
-@click.option("--classes-per-batch", type=int, default=16, show_default=True, help="P (pk).")
+@click.option(
+    "--classes-per-batch", type=int, help="P (pk; default: 16, or every class when fewer)."
+)
 @click.option("--samples-per-class", type=int, default=8, show_default=True, help="K (pk).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(

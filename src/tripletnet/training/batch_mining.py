@@ -33,6 +33,14 @@ LOSSES: dict[str, Callable[[], losses.MetricLoss]] = {
     "multi-similarity": losses.MultiSimilarityLoss,
     "circle": losses.CircleLoss,
 }
+# losses with learned per-class vectors: built for (num_classes, embedding_dim), trained with the net
+PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
+    "arcface": losses.ArcFaceLoss,
+    "cosface": losses.CosFaceLoss,
+    "proxy-nca": losses.ProxyNCALoss,
+    "proxy-anchor": losses.ProxyAnchorLoss,
+}
+LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
 MINERS: dict[str, Callable[[], mining.Miner]] = {
     "batch-all": mining.BatchAllMiner,
     "batch-hard": mining.BatchHardMiner,
@@ -45,12 +53,21 @@ MINERS: dict[str, Callable[[], mining.Miner]] = {
 SAMPLERS = ("pk", "random")
 
 
-def build_loss(loss: str, miner: str | None) -> losses.MetricLoss:
-    """The loss named ``loss`` with the miner named ``miner`` (None: the loss's own tuples)."""
-    if loss not in LOSSES:
-        raise TripletnetError(f"unknown --loss {loss!r}; choose one of: {', '.join(LOSSES)}")
+def build_loss(
+    loss: str, miner: str | None, num_classes: int = 2, embedding_dim: int = 2
+) -> losses.MetricLoss:
+    """The loss named ``loss`` with the miner named ``miner`` (None: the loss's own tuples);
+    a proxy loss gets ``num_classes`` proxies of ``embedding_dim``."""
+    if loss not in LOSS_NAMES:
+        raise TripletnetError(f"unknown --loss {loss!r}; choose one of: {', '.join(LOSS_NAMES)}")
     if miner is not None and miner not in MINERS:
         raise TripletnetError(f"unknown --miner {miner!r}; choose one of: {', '.join(MINERS)}")
+    if loss in PROXY_LOSSES:
+        if miner is not None:
+            raise TripletnetError(
+                f"--loss {loss} compares samples with proxies; it takes no --miner"
+            )
+        return PROXY_LOSSES[loss](num_classes, embedding_dim)
     criterion = LOSSES[loss]()
     if miner is None:
         return criterion
@@ -80,7 +97,7 @@ def check_batch_mining_options(config: TrainConfig) -> None:
     if config.sampler not in SAMPLERS:
         raise TripletnetError(f"--sampler must be one of: {', '.join(SAMPLERS)}")
     for name, value in (
-        ("classes-per-batch", config.classes_per_batch),
+        ("classes-per-batch", 1 if config.classes_per_batch is None else config.classes_per_batch),
         ("samples-per-class", config.samples_per_class),
     ):
         if value < 1:
@@ -90,14 +107,20 @@ def check_batch_mining_options(config: TrainConfig) -> None:
 class BatchMiningMethod:
     """One forward pass per batch of P x K (or random) samples; the loss mines the tuples."""
 
-    def __init__(self, labels: np.ndarray, config: TrainConfig) -> None:
+    def __init__(self, labels: np.ndarray, config: TrainConfig, embedding_dim: int) -> None:
         assert config.loss is not None
         self.labels = torch.from_numpy(np.asarray(labels).astype(np.int64))
-        self.criterion = build_loss(config.loss, config.miner)
+        num_classes = int(self.labels.max()) + 1 if len(self.labels) else 1
+        self.criterion = build_loss(config.loss, config.miner, num_classes, embedding_dim)
         self.seed = config.seed
         self.batch_size = config.batch_size
         self.sampler = (
-            PKSampler(labels, config.classes_per_batch, config.samples_per_class, config.seed)
+            PKSampler(
+                labels,
+                config.classes_per_batch or min(16, len(np.unique(labels))),
+                config.samples_per_class,
+                config.seed,
+            )
             if config.sampler == "pk"
             else None
         )

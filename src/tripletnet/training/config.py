@@ -41,7 +41,7 @@ class TrainConfig:
     loss: str | None = None
     miner: str | None = None
     sampler: str = "pk"
-    classes_per_batch: int = 16
+    classes_per_batch: int | None = None  # P; None: min(16, the number of classes)
     samples_per_class: int = 8
     # Learning with few or no labels (docs/few-labels.md)
     init: str | None = None

@@ -69,11 +69,11 @@ class RandomTripletMethod:
         return loss, {"triplet_error": float((d_pos >= d_neg).float().mean())}
 
 
-def build_method(config: TrainConfig, labels: np.ndarray) -> TrainingMethod:
+def build_method(config: TrainConfig, labels: np.ndarray, embedding_dim: int) -> TrainingMethod:
     if config.loss is not None:
         from .batch_mining import BatchMiningMethod
 
-        return BatchMiningMethod(labels, config)
+        return BatchMiningMethod(labels, config, embedding_dim)
     if config.method in ("semi-supervised", "spatial-contrasting"):
         from .few_labels import build_few_label_method
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..data import load_dataset
@@ -58,6 +59,14 @@ def plateau_lr(
     return max(lr, base_lr * min_fraction)
 
 
+def learned_loss(method: object) -> nn.Module | None:
+    """The method's loss when it has parameters of its own (proxy losses), else None."""
+    criterion = getattr(method, "criterion", None)
+    if isinstance(criterion, nn.Module) and any(True for _ in criterion.parameters()):
+        return criterion
+    return None
+
+
 def train(
     config: TrainConfig,
     out: Path,
@@ -96,10 +105,16 @@ def train(
         labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
         save_npy_atomic(out / LABELLED, labelled)
     pool_x, pool_y = training_pool(config, data)
-    method = build_method(config, pool_y)
+    method = build_method(config, pool_y, model.embedding_dim)
+    learned = learned_loss(method)  # a loss with parameters of its own (proxies) trains too
+    if learned is not None:
+        learned.to(device)
     assert config.lr is not None and config.epochs is not None
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        [*model.parameters(), *(learned.parameters() if learned is not None else [])],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
     )
 
     train_x = torch.from_numpy(pool_x)
@@ -112,7 +127,7 @@ def train(
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume:
-        state = load_checkpoint(out / CHECKPOINT, model, optimizer)
+        state = load_checkpoint(out / CHECKPOINT, model, optimizer, learned)
         history, start_epoch = state["history"], state["epoch"]
 
     steps_per_epoch = method.num_batches()
@@ -171,6 +186,7 @@ def train(
             model,
             optimizer,
             {"epoch": epoch + 1, "history": history, "spec": spec},
+            learned,
         )
         write_json_atomic(out / "history.json", history)
         if log_epochs:
