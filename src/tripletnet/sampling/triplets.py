@@ -57,14 +57,3 @@ def fixed_test_triplets(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """The fixed set of test triplets (the paper: 64,000), independent of the training epochs."""
     return RandomTripletSampler(labels).sample(n, np.random.default_rng([seed, 2**31 - 1]))
 
-
-def random_pairs(triplets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Siamese pairs from triplets: half (anchor, positive) similar, half (anchor, negative) not.
-
-    Returns (n, 2) indices and an (n,) boolean array ``same``, shuffled.
-    """
-    n = len(triplets)
-    same = np.arange(n) < (n + 1) // 2
-    pairs = np.where(same[:, None], triplets[:, [0, 1]], triplets[:, [0, 2]])
-    order = rng.permutation(n)
-    return pairs[order], same[order]
