@@ -56,4 +56,3 @@ class RandomTripletSampler:
 def fixed_test_triplets(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """The fixed set of test triplets (the paper: 64,000), independent of the training epochs."""
     return RandomTripletSampler(labels).sample(n, np.random.default_rng([seed, 2**31 - 1]))
-

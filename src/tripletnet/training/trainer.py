@@ -135,6 +135,11 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout is reproducible on resume
         model.train()
+        epoch_lr = (  # the plateau schedule is fixed for an epoch; cosine changes every step
+            plateau_lr(config.lr, [row["loss"] for row in history], config.min_lr_fraction)
+            if config.lr_schedule == "plateau"
+            else None
+        )
         started, seen, loss_sum, error_sum = time.perf_counter(), 0, 0.0, 0.0
         bar = tqdm(
             method.batches(epoch),
@@ -146,11 +151,9 @@ def train(
             mininterval=0.5,
         )
         for step, batch in enumerate(bar):
-            lr = cosine_lr(
+            lr = epoch_lr or cosine_lr(
                 config.lr, (epoch * steps_per_epoch + step) / total_steps, config.min_lr_fraction
             )
-            if config.lr_schedule == "plateau":
-                lr = plateau_lr(config.lr, [row["loss"] for row in history], config.min_lr_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, stats = method.loss(model, batch, inputs)
