@@ -88,6 +88,10 @@ def test_knn_votes_and_nearest_centroid() -> None:
     distances = np.array([[0.1, 1.0, 1.0]])
     assert vote(labels, distances, "majority")[0] == 5
     assert vote(labels, distances, "distance")[0] == 3
+    assert vote(np.array([[7, 2, 2, 7, 7]]), np.zeros((1, 5)), "majority")[0] == 7
+    many = np.array([[0] * 1999 + [1] * 2001])  # the nearer class never outvotes a majority
+    assert vote(many, np.zeros(many.shape), "majority")[0] == 1
+    assert vote(np.array([[9, 4]]), np.zeros((1, 2)), "majority")[0] == 9  # a tie: the nearer
     gallery = np.array([[0.0], [1.0], [10.0], [11.0]], dtype=np.float32)
     assert knn_predict(gallery, np.array([0, 0, 1, 1]), np.array([[9.0]]), k=3).tolist() == [1]
     x = np.array([[0.0], [0.2], [5.0], [5.2], [2.4]], dtype=np.float32)

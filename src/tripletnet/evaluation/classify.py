@@ -82,7 +82,10 @@ def vote(
     if weighting == "distance":
         weight = 1.0 / (distances.astype(np.float64) + EPS)
     elif weighting == "majority":
-        weight = np.broadcast_to(1.0 + 1e-6 * (k - np.arange(k)), neighbour_labels.shape)
+        # one vote each, plus a tie-break for the class whose members are nearer; the tie-break
+        # of a whole row sums to 1/2, so it never outweighs a vote whatever k is
+        tie_break = (k - np.arange(k)) / (k * (k + 1))
+        weight = np.broadcast_to(1.0 + tie_break, neighbour_labels.shape)
     else:
         raise ValueError(f"weighting must be 'majority' or 'distance'; got {weighting!r}")
     votes = np.zeros((len(neighbour_labels), len(classes)))

@@ -83,7 +83,8 @@ def evaluate_embeddings(
     k = min(k, results.k)
     neighbour_labels = results.gallery_labels[results.ids[:, :k]]
     distances = results.distances[:, :k]
-    per_query = {f"retrieval.{name}": v for name, v in results.per_query().items()}
+    retrieval_scores = results.per_query()
+    per_query = {f"retrieval.{name}": v for name, v in retrieval_scores.items()}
     per_query["classifiers.knn_majority_accuracy"] = (
         vote(neighbour_labels, distances, "majority") == query_labels
     )
@@ -106,7 +107,7 @@ def evaluate_embeddings(
         "gallery": len(results.gallery_labels),
         "same_set": results.same_set,
         "embedding_dim": int(queries.shape[1]),
-        "retrieval": results.summary(),
+        "retrieval": results.summary(retrieval_scores),
         "classifiers": {"k": k},
         "clustering": clustering_scores(queries, query_labels, seed),
         "verification": verification_metrics(pair_d, same),

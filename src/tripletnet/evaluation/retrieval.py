@@ -42,11 +42,6 @@ class RetrievalResults:
     def k(self) -> int:
         return int(self.ids.shape[1])
 
-    @property
-    def hits(self) -> np.ndarray:
-        """(N, k) booleans: neighbour j of query i has the query's label."""
-        return self.hits_of(slice(None))
-
     def hits_of(self, rows: slice | np.ndarray) -> np.ndarray:
         """The hits of the given query rows only."""
         return self.gallery_labels[self.ids[rows]] == self.query_labels[rows, None]
@@ -101,13 +96,11 @@ class RetrievalResults:
             scores[f"precision_at_{k}"] = correct[:, k - 1] / k
         return scores
 
-    def summary(self) -> dict[str, Any]:
-        """Mean of each metric over the scored queries, with the counts behind it."""
-        means = (
-            {name: float(v.mean()) for name, v in self.per_query().items()}
-            if self.scored.any()
-            else {}
-        )
+    def summary(self, per_query: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """Mean of each metric over the scored queries, with the counts behind it
+        (``per_query``: this object's ``per_query()``, when the caller has it already)."""
+        scores = self.per_query() if per_query is None else per_query
+        means = {name: float(v.mean()) for name, v in scores.items()} if self.scored.any() else {}
         return {
             **means,
             "k": self.k,
