@@ -28,8 +28,8 @@ from tripletnet.training import TrainConfig, train
 
 def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
     train(config, folder, overwrite=True, show_progress=False, log_epochs=False)
-    seconds = read_json(folder / "history.json")[0]["seconds"]
-    return 3 * (config.triplets_per_epoch or 0) / seconds
+    epoch = read_json(folder / "history.json")[0]
+    return epoch["images"] / epoch["seconds"]
 
 
 def bare_images_per_second(config: TrainConfig, input_shape: tuple[int, ...], steps: int) -> float:

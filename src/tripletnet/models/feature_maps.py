@@ -39,7 +39,8 @@ def default_layer(model: nn.Module, input_shape: tuple[int, ...], patch_size: in
     net = _layers(model)
     was_training = model.training
     model.eval()
-    out, best = torch.zeros(1, *input_shape), 0
+    device = next(model.parameters()).device
+    out, best = torch.zeros(1, *input_shape, device=device), 0
     for index, module in enumerate(net, start=1):
         out = module(out)
         if (

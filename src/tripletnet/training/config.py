@@ -66,7 +66,7 @@ class TrainConfig:
     def validate(self) -> None:
         if self.method not in METHODS + PRETRAIN_METHODS:
             raise TripletnetError(
-                f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}"
+                f"unknown method {self.method!r}; choose one of: {', '.join(METHODS + PRETRAIN_METHODS)}"
             )
         if self.loss_form not in ("mse", "nll"):
             raise TripletnetError(f"--loss-form must be 'mse' or 'nll', got {self.loss_form!r}")

@@ -140,7 +140,8 @@ def train(
             if config.lr_schedule == "plateau"
             else None
         )
-        started, seen, loss_sum, error_sum = time.perf_counter(), 0, 0.0, 0.0
+        started, seen, loss_sum = time.perf_counter(), 0, 0.0
+        error_sum, error_seen, images = 0.0, 0, 0  # batches without a triplet give no error
         bar = tqdm(
             method.batches(epoch),
             total=steps_per_epoch,
@@ -166,10 +167,15 @@ def train(
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(batch)
-            error_sum += stats.get("triplet_error", math.nan) * len(batch)
+            error = stats.get("triplet_error", math.nan)
+            if not math.isnan(error):
+                error_sum, error_seen = error_sum + error * len(batch), error_seen + len(batch)
             seen += len(batch)
+            images += batch.size  # a triplet batch is (B, 3); the other methods' are flat
             bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}", triplet_err=f"{error_sum / seen:.3f}", refresh=False
+                loss=f"{loss_sum / seen:.4f}",
+                triplet_err=f"{error_sum / max(error_seen, 1):.3f}",
+                refresh=False,
             )
         bar.close()
         seconds = time.perf_counter() - started
@@ -177,11 +183,12 @@ def train(
         row = {
             "epoch": epoch + 1,
             "loss": loss_sum / seen,
-            "train_triplet_error": error_sum / seen,
+            "train_triplet_error": error_sum / error_seen if error_seen else math.nan,
             "test_triplet_error": triplet_error(test_embeddings, test_triplets),
             "test_knn_accuracy": knn_leave_one_out_accuracy(test_embeddings, data.test.y, config.k),
             "lr": lr,
             "seconds": seconds,
+            "images": images,
         }
         history.append(row)
         save_checkpoint(
@@ -202,7 +209,7 @@ def train(
 
     save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})
     train_seconds = sum(row["seconds"] for row in history)
-    images = 3 * (config.triplets_per_epoch or 0) * len(history)
+    images = sum((row.get("images", 0.0) for row in history), 0.0)
     return {
         "epochs": len(history),
         "train_seconds": train_seconds,
