@@ -209,11 +209,11 @@ def train(
 
     save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})
     train_seconds = sum(row["seconds"] for row in history)
-    images = sum((row.get("images", 0.0) for row in history), 0.0)
+    fed = sum(row.get("images", 0.0) for row in history)
     return {
         "epochs": len(history),
         "train_seconds": train_seconds,
-        "images_per_second": images / train_seconds if train_seconds else math.nan,
+        "images_per_second": fed / train_seconds if train_seconds else math.nan,
         "final_loss": history[-1]["loss"] if history else math.nan,
         "test_triplet_error": history[-1]["test_triplet_error"] if history else math.nan,
     }
