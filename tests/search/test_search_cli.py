@@ -88,3 +88,13 @@ def test_user_errors_end_in_one_line_and_exit_code_2(
     not_image.write_text("hello")
     assert "not a readable image" in error_of("search", str(index_dir), "--image", str(not_image))
     assert "not a tripletnet index" in error_of("index", "info", str(tmp_path))
+
+
+def test_a_failed_overwrite_keeps_the_old_index(
+    run_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    before = len(SearchIndex.load(index_dir).items)
+    missing_run = tmp_path / "no-such-run"
+    argv = ["index", "build", str(missing_run), "--dataset", "digits", "--out", str(index_dir)]
+    assert main([*argv, "--overwrite"]) == 2
+    assert len(SearchIndex.load(index_dir).items) == before

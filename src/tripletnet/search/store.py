@@ -87,7 +87,10 @@ def write_version(root: str | os.PathLike[str], files: dict[str, FileWriter]) ->
 
 
 def prepare_index_folder(root: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing index (or any non-empty folder) unless ``overwrite``."""
+    """Refuse to replace an existing index (or any non-empty folder) unless ``overwrite``.
+
+    Nothing is deleted here: the new index is saved as the next version and made live only
+    when it is complete, so a build that fails leaves the old index in place."""
     if root.exists() and not root.is_dir():
         raise IndexFolderError(f"{root} is a file; choose a folder for the index")
     if root.is_dir() and any(root.iterdir()):
@@ -100,4 +103,3 @@ def prepare_index_folder(root: Path, overwrite: bool) -> None:
             raise IndexFolderError(
                 f"{root} is not a tripletnet index; refusing to delete its contents"
             )
-        shutil.rmtree(root)
