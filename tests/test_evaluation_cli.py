@@ -51,6 +51,10 @@ def test_evaluate_bad_input_is_one_line_error(npy_files, tmp_path, capsys) -> No
     assert "must match" in capsys.readouterr().err
     assert main(["evaluate"]) == 2
     assert "RUN_DIR or --embeddings" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()  # refused before the folder is read: options that do not apply to a run
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "y"), "--pairs", "10"]) == 2
+    assert "--out, --pairs: only with --embeddings" in capsys.readouterr().err
 
 
 def test_run_folder_calibration_is_reused_by_evaluate_and_verify(tmp_path, capsys) -> None:

@@ -89,6 +89,19 @@ def evaluate_command(
     if run_dir is not None:
         from ..evaluation.report import evaluate_run, result_table
 
+        context = click.get_current_context()
+        only_for_files = ("labels", "gallery_embeddings", "gallery_labels", "out", "pairs")
+        given = [
+            "--" + name.replace("_", "-")
+            for name in (*only_for_files, "no_linear_probe")
+            if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: only with --embeddings; a run folder is evaluated on "
+                "its test split against its train split, and its report is written into RUN_DIR"
+            )
+
         metrics = evaluate_run(
             run_dir,
             k=k,

@@ -288,11 +288,6 @@ class SearchIndex:
             "model or rebuild the index with 'tripletnet index build'"
         )
 
-    def memory_bytes(self) -> int:
-        """Bytes of the serialised FAISS index (vectors, graph or codes)."""
-        with self._lock.reading():
-            return 0 if self._faiss is None else int(faiss.serialize_index(self._faiss).nbytes)
-
     # -- persistence ---------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
