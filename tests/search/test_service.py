@@ -64,6 +64,14 @@ def test_search_by_image_and_by_vector(client: TestClient) -> None:
     assert by_vector["results"][0]["distance"] == pytest.approx(results[0]["distance"], abs=1e-4)
 
 
+def test_k_defaults_to_10_or_the_services_max_k(run_dir: Path, index_dir: Path) -> None:
+    with TestClient(create_app(run_dir, index_dir, max_k=3)) as small:
+        assert len(small.post("/search", files=image(7)).json()["results"]) == 3
+        vector = small.post("/embed", files=image(7)).json()["embedding"]
+        assert len(small.post("/search", json={"vector": vector}).json()["results"]) == 3
+        assert small.post("/search", json={"vector": vector, "k": 4}).status_code == 422
+
+
 def test_added_and_removed_items_are_persisted(
     client: TestClient, run_dir: Path, index_dir: Path
 ) -> None:

@@ -33,7 +33,11 @@ def from_dataset(
     limit: int | None = None,
 ) -> Collection:
     """A dataset split: source ``NAME:SPLIT:ROW``, the dataset's labels, thumbnails of the images."""
-    data = load_dataset(name, data_dir)
+    trained_on = embedder.run.config
+    download = False
+    if data_dir is None and name == trained_on.dataset:  # where the run found it
+        data_dir, download = trained_on.data_dir, trained_on.download
+    data = load_dataset(name, data_dir, download)
     if data.input_shape != embedder.input_shape:
         raise TripletnetError(
             f"dataset {name} has inputs of shape {list(data.input_shape)} but the model takes "

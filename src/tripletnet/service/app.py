@@ -69,11 +69,14 @@ _IMAGE_ONLY = {
 }
 
 
+DEFAULT_K = 10
+
+
 class VectorQuery(BaseModel):
     """A query or a new item given as an embedding; ``k`` is read by /search only."""
 
     vector: list[float]
-    k: int = 10
+    k: int | None = None  # default: 10, or the service's --max-k when smaller
     label: int | None = None
     source: str | None = None
 
@@ -99,6 +102,8 @@ class Service:
         return array
 
     def k(self, value: Any) -> int:
+        if value is None:
+            return min(DEFAULT_K, self.max_k)
         try:
             k = int(value)
         except (TypeError, ValueError):
@@ -222,7 +227,7 @@ def create_app(
         if query is not None:
             k, vector = service.k(query.k), service.vector(query.vector)
         else:
-            k = service.k(fields.get("k", 10))
+            k = service.k(fields.get("k"))
             _, vector = await run_in_threadpool(
                 service.embed_upload, fields["image"], fields["filename"]
             )
