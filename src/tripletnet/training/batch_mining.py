@@ -5,6 +5,7 @@ distance matrix, and apply a metric-learning loss (``tripletnet train --loss ...
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import losses, mining
+from ..checks import InvalidInputError
 from ..comparison import pair_masks
 from ..errors import TripletnetError
 from ..losses.batch_all import batch_all_hinge, count_triplets
@@ -21,9 +23,10 @@ if TYPE_CHECKING:
     from .config import TrainConfig
     from .methods import Inputs
 
-LOSSES: dict[str, Callable[[], losses.MetricLoss]] = {
+# each takes ``miner=`` and rejects a miner of the wrong kind itself
+LOSSES: dict[str, Callable[..., losses.MetricLoss]] = {
     "triplet-margin": losses.TripletMarginLoss,
-    "triplet-soft-margin": lambda: losses.TripletMarginLoss(soft_margin=True),
+    "triplet-soft-margin": partial(losses.TripletMarginLoss, soft_margin=True),
     "distance-ratio": losses.DistanceRatioTripletLoss,
     "contrastive": losses.ContrastiveLoss,
     "lifted-structure": losses.LiftedStructureLoss,
@@ -41,7 +44,7 @@ PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
     "proxy-anchor": losses.ProxyAnchorLoss,
 }
 LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
-MINERS: dict[str, Callable[[], mining.Miner]] = {
+MINERS: dict[str, type[mining.Miner]] = {
     "batch-all": mining.BatchAllMiner,
     "batch-hard": mining.BatchHardMiner,
     "semi-hard": mining.SemiHardMiner,
@@ -68,23 +71,16 @@ def build_loss(
                 f"--loss {loss} compares samples with proxies; it takes no --miner"
             )
         return PROXY_LOSSES[loss](num_classes, embedding_dim)
-    criterion = LOSSES[loss]()
-    if miner is None:
-        return criterion
-    chosen = MINERS[miner]()
-    wanted = (
-        mining.TripletMiner
-        if isinstance(criterion, losses.TripletMarginLoss | losses.DistanceRatioTripletLoss)
-        else mining.PairMiner
-    )
-    if not isinstance(chosen, wanted):
-        kind = "triplet" if wanted is mining.TripletMiner else "pair"
-        options = [name for name, make in MINERS.items() if isinstance(make(), wanted)]
+    chosen = None if miner is None else MINERS[miner]()
+    try:
+        return LOSSES[loss](miner=chosen)
+    except InvalidInputError:  # the loss refused the kind of miner: name the ones it takes
+        kind = mining.PairMiner if isinstance(chosen, mining.TripletMiner) else mining.TripletMiner
+        options = [name for name, miner_class in MINERS.items() if issubclass(miner_class, kind)]
         raise TripletnetError(
-            f"--loss {loss} takes a {kind} miner; choose --miner from: {', '.join(options)}"
-        )
-    criterion.miner = chosen  # type: ignore[assignment]
-    return criterion
+            f"--loss {loss} takes a {'pair' if kind is mining.PairMiner else 'triplet'} miner; "
+            f"choose --miner from: {', '.join(options)}"
+        ) from None
 
 
 def check_batch_mining_options(config: TrainConfig) -> None:
