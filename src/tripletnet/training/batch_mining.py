@@ -15,6 +15,7 @@ from torch import nn
 from .. import losses, mining
 from ..checks import InvalidInputError
 from ..comparison import pair_masks
+from ..distances import pairwise_euclidean
 from ..errors import TripletnetError
 from ..losses.batch_all import batch_all_hinge, count_triplets
 from ..sampling import PKSampler
@@ -145,7 +146,7 @@ class BatchMiningMethod:
 
 def batch_triplet_error(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of the batch's triplets with d(a, p) > d(a, n) (Euclidean); NaN when none."""
-    distance = torch.cdist(embeddings, embeddings)
+    distance = pairwise_euclidean(embeddings)
     masks = pair_masks(labels, labels, exclude_self=True)
     _, wrong = batch_all_hinge(distance, *masks, 0.0)
     total = count_triplets(*masks)
