@@ -11,11 +11,14 @@ from .semi_supervised import SemiSupervisedMethod, labelled_subset
 from .spatial_contrasting import SpatialContrastingMethod
 
 
-def build_few_label_method(config: TrainConfig, labels: np.ndarray) -> TrainingMethod:
+def build_few_label_method(
+    config: TrainConfig, labels: np.ndarray, labelled: np.ndarray | None = None
+) -> TrainingMethod:
     """semi-supervised (Hoffer & Ailon 2016) or spatial-contrasting (Hoffer et al. 2016)."""
     if config.method == "spatial-contrasting":
         return SpatialContrastingMethod(len(labels), config)
-    labelled = labelled_subset(labels, config.labels_per_class, config.seed)
+    if labelled is None:
+        labelled = labelled_subset(labels, config.labels_per_class, config.seed)
     return SemiSupervisedMethod(labels, labelled, config)
 
 

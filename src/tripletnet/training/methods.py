@@ -69,7 +69,14 @@ class RandomTripletMethod:
         return loss, {"triplet_error": float((d_pos >= d_neg).float().mean())}
 
 
-def build_method(config: TrainConfig, labels: np.ndarray, embedding_dim: int) -> TrainingMethod:
+def build_method(
+    config: TrainConfig,
+    labels: np.ndarray,
+    embedding_dim: int,
+    labelled: np.ndarray | None = None,
+) -> TrainingMethod:
+    """The method ``config`` names, for training samples with ``labels``; ``labelled``: the
+    semi-supervised method's labelled samples (default: drawn from ``config``'s seed)."""
     if config.loss is not None:
         from .batch_mining import BatchMiningMethod
 
@@ -77,7 +84,7 @@ def build_method(config: TrainConfig, labels: np.ndarray, embedding_dim: int) ->
     if config.method in ("semi-supervised", "spatial-contrasting"):
         from .few_labels import build_few_label_method
 
-        return build_few_label_method(config, labels)
+        return build_few_label_method(config, labels, labelled)
     if config.method == "siamese":
 
         def contrastive(d_pos: torch.Tensor, d_neg: torch.Tensor) -> torch.Tensor:

@@ -101,11 +101,15 @@ def train(
     )
     if config.init and not resume:
         load_pretrained(model, config.init, spec)
-    if config.method == "semi-supervised" and not resume:
-        labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
-        save_npy_atomic(out / LABELLED, labelled)
+    labelled = None  # semi-supervised: which train samples keep their labels, saved with the run
+    if config.method == "semi-supervised":
+        if resume:
+            labelled = np.load(out / LABELLED, allow_pickle=False)
+        else:
+            labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
+            save_npy_atomic(out / LABELLED, labelled)
     pool_x, pool_y = training_pool(config, data)
-    method = build_method(config, pool_y, model.embedding_dim)
+    method = build_method(config, pool_y, model.embedding_dim, labelled)
     learned = learned_loss(method)  # a loss with parameters of its own (proxies) trains too
     if learned is not None:
         learned.to(device)
