@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data import load_dataset
-from ..files import read_json, write_text_atomic
+from ..files import read_json
 from ..sampling import fixed_test_triplets
 from ..training.run_folder import load_run
 from ..training.semi_supervised import LABELLED
@@ -121,8 +121,8 @@ def evaluate_run(
         history=history,
         class_names=run.spec.get("class_names", []),
         tsne=tsne,
+        render=render_report,
     )
-    write_text_atomic(out / "report.md", render_report(metrics))
     return metrics
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ def write_evaluation(
     history: list[dict[str, float]] | None = None,
     class_names: Sequence[str] = (),
     tsne: bool = True,
+    render: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """Write the figures, per_query.npz, metrics.json and report.md; return the metrics."""
+    """Write the figures, per_query.npz, metrics.json and report.md (``render(metrics)``,
+    by default ``render_evaluation``); return the metrics."""
     metrics, results = evaluation.metrics, evaluation.retrieval
     labels, queries = results.query_labels, evaluation.queries
     figures = {
@@ -74,7 +76,8 @@ def write_evaluation(
     metrics["figures"] = {name: path.name for name, path in figures.items()}
     save_per_query(out / PER_QUERY, evaluation)
     write_json_atomic(out / "metrics.json", metrics)
-    write_text_atomic(out / "report.md", render_evaluation(metrics, title))
+    report = render(metrics) if render is not None else render_evaluation(metrics, title)
+    write_text_atomic(out / "report.md", report)
     return metrics
 
 
