@@ -60,3 +60,18 @@ def save_npy_atomic(target: str | os.PathLike[str], array: Any) -> Path:
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def load_npy(path: str | os.PathLike[str]) -> Any:
+    """A user's .npy array, never unpickled; a missing, pickled or corrupt file is a
+    TripletnetError that names the file."""
+    import numpy as np
+
+    from .errors import TripletnetError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TripletnetError(f"{path} does not exist") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise TripletnetError(f"cannot read {path} as a .npy array: {error}") from None

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..errors import TripletnetError
-from ..files import save_npy_atomic
+from ..files import load_npy, save_npy_atomic
 
 
 @click.command("embed")
@@ -59,7 +59,7 @@ def embed_command(
 
 def load_samples(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """Raw samples from a .npy (never unpickled), checked to be (N, *input_shape)."""
-    samples = np.load(path, allow_pickle=False)
+    samples = np.asarray(load_npy(path))
     if samples.ndim < 1 or tuple(samples.shape[1:]) != input_shape:
         raise TripletnetError(
             f"{path} has shape {samples.shape}; expected (N, {', '.join(map(str, input_shape))})"

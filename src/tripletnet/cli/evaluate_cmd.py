@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..errors import TripletnetError
+from ..files import load_npy
 
 NPY = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -15,10 +15,7 @@ NPY = click.Path(dir_okay=False, exists=True, path_type=Path)
 def _load(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise TripletnetError(f"cannot read {path} as a .npy array: {error}") from error
+    return np.asarray(load_npy(path))
 
 
 @click.command("evaluate")

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..files import load_npy
+
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
@@ -42,7 +44,7 @@ def search_command(
         queries = embedder.embed_images([read_image(image)])
     else:
         assert vector is not None
-        queries = np.atleast_2d(np.load(vector, allow_pickle=False))
+        queries = np.atleast_2d(load_npy(vector))
     for number, hits in enumerate(index.search(queries, k)):
         if len(queries) > 1:
             click.echo(f"query {number}")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data import load_dataset
 from ..errors import TripletnetError
+from ..files import load_npy
 from .embedder import Embedder
 from .images import IMAGE_SUFFIXES, read_image
 from .index import SearchIndex
@@ -78,7 +79,7 @@ def from_images(embedder: Embedder, folder: Path) -> Collection:
 
 def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) -> Collection:
     """Embeddings the user made with this run (e.g. ``tripletnet embed``); no thumbnails."""
-    array = np.load(vectors, allow_pickle=False)
+    array = np.asarray(load_npy(vectors))
     if array.ndim != 2 or array.shape[1] != embedder.dim:
         raise TripletnetError(
             f"{vectors} has shape {array.shape}; expected (N, {embedder.dim}), "
@@ -86,7 +87,7 @@ def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) 
         )
     label_list: list[int | None] = [None] * len(array)
     if labels is not None:
-        label_array = np.load(labels, allow_pickle=False)
+        label_array = np.asarray(load_npy(labels))
         if label_array.shape != (len(array),):
             raise TripletnetError(
                 f"{labels} has shape {label_array.shape}; expected ({len(array)},)"
