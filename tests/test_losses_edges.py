@@ -68,6 +68,13 @@ def test_batches_without_triplets_give_zero(name: str, labels: list[int]) -> Non
     assert value == 0.0
 
 
+@pytest.mark.parametrize("name", list(PAIR_AND_TRIPLET))
+def test_an_empty_batch_gives_zero(name: str) -> None:
+    x = torch.zeros(0, 6, dtype=torch.float64)
+    value, grad = value_and_grad(PAIR_AND_TRIPLET[name](), x, torch.zeros(0, dtype=torch.long))
+    assert value == 0.0 and grad.shape == (0, 6)
+
+
 def test_batch_all_agrees_with_listed_triplets() -> None:
     x, y = torch.randn(40, 6, dtype=torch.float64), torch.randint(0, 5, (40,))
     fast = losses.TripletMarginLoss(margin=0.4)

@@ -96,5 +96,6 @@ def remove_command(index_dir: Path, ids: tuple[int, ...]) -> None:
 
     index = SearchIndex.load(index_dir)
     removed = index.remove(ids)
-    index.save(index_dir)
+    if removed:  # nothing removed: the live version stays as it is
+        index.save(index_dir)
     click.echo(f"removed {removed} of {len(ids)} ids; {len(index)} items left")

@@ -57,7 +57,10 @@ class MetricLoss(nn.Module):
         ref_emb: torch.Tensor | None = None,
         ref_labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.compute(comparison(embeddings, labels, ref_emb, ref_labels))
+        batch = comparison(embeddings, labels, ref_emb, ref_labels)
+        if len(batch.embeddings) == 0 or len(batch.ref_emb) == 0:  # no tuple at all
+            return batch.embeddings.sum() * 0.0
+        return self.compute(batch)
 
     def compute(self, batch: Comparison) -> torch.Tensor:
         """The loss of ``batch.embeddings`` against ``batch.ref_emb``."""

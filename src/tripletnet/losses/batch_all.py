@@ -72,9 +72,10 @@ class _BatchAllHinge(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros((), dtype=torch.float64, device=dissimilarity.device)
         nonzero = torch.zeros((), dtype=torch.int64, device=dissimilarity.device)
+        most_positives = int(positive.sum(1).max()) if len(positive) else 0  # 0: empty batch
         counts = torch.zeros(
             dissimilarity.shape,
-            dtype=torch.int8 if int(positive.sum(1).max()) <= FEW_POSITIVES else torch.int32,
+            dtype=torch.int8 if most_positives <= FEW_POSITIVES else torch.int32,
             device=dissimilarity.device,
         )
         # filled in place, so no small tensor outlives a chunk (and pins freed chunk memory)

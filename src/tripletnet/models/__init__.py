@@ -63,5 +63,6 @@ __all__ = [
     "CifarNet",
     "MnistNet",
     "SemiSupMnistNet",
+    "SmallConvNet",
     "build_model",
 ]
