@@ -3,11 +3,12 @@
 Pipeline: ``tripletnet.training.train`` for one epoch (triplet sampling, batch gathering and
 normalisation, three-way embedding, distance-ratio loss, SGD step, progress statistics), timed by
 the trainer itself (the epoch's batch loop, evaluation excluded). Bare: the same net on a
-pre-built batch of the same size, forward + sum + backward + SGD step (lr 0), nothing else.
+pre-built batch of the same size, forward + sum + backward + SGD step (lr 0), nothing else,
+in the same memory layout (channels-last) and precision (``--precision``) as the pipeline.
 The two alternate ``--repeats`` times; the table gives the medians and the pipeline's overhead.
 
     python bench/throughput.py --dataset digits
-    python bench/throughput.py --dataset mnist --data-dir ../shared/data/mnist
+    python bench/throughput.py --dataset mnist --data-dir ../shared/data/mnist --precision bf16
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from tripletnet.data import load_dataset
 from tripletnet.files import read_json
-from tripletnet.models import DEFAULT_ARCHITECTURE, build_model
+from tripletnet.models import DEFAULT_ARCHITECTURE, build_model, channels_last
 from tripletnet.training import TrainConfig, train
 
 
@@ -35,10 +36,12 @@ def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
 def bare_images_per_second(config: TrainConfig, input_shape: tuple[int, ...], steps: int) -> float:
     torch.manual_seed(0)
     model = build_model(config.model or "mlp", input_shape, config.embedding_dim)
+    model = model.to(memory_format=torch.channels_last)
+    model.compute_dtype = torch.bfloat16 if config.precision == "bf16" else None
     # lr 0: the same work per step, while the weights stay as initialised (no drift to
     # degenerate or denormal values that would change the speed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)
-    batch = torch.randn(3 * config.batch_size, *input_shape)
+    batch = channels_last(torch.randn(3 * config.batch_size, *input_shape))
     model.train()
     started = time.perf_counter()
     for _ in range(steps):
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -69,6 +73,7 @@ def main() -> None:
         batch_size=args.batch_size,
         test_triplets=1000,
         device="cpu",
+        precision=args.precision,
     ).resolved()
     steps = -(-args.triplets // args.batch_size)
     pipeline, bare = [], []
@@ -79,7 +84,8 @@ def main() -> None:
     p, b = statistics.median(pipeline), statistics.median(bare)
     print(
         f"dataset {args.dataset}, model {config.model}, batch {args.batch_size} triplets "
-        f"({3 * args.batch_size} images), {steps} steps, {args.threads} threads, torch {torch.__version__}"
+        f"({3 * args.batch_size} images), {steps} steps, {args.threads} threads, "
+        f"{args.precision}, channels-last, torch {torch.__version__}"
     )
     print(f"| measure | images/s (median of {args.repeats}) |")
     print("|---|---:|")

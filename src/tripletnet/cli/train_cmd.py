@@ -10,7 +10,7 @@ import click
 from ..data import DATASETS
 from ..models import ARCHITECTURES
 from ..training.batch_mining import LOSS_NAMES, MINERS, SAMPLERS
-from ..training.config import METHODS, TrainConfig
+from ..training.config import METHODS, PRECISIONS, TrainConfig
 from .few_labels_options import few_label_options
 
 
@@ -43,6 +43,7 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     "--model", type=_choice(ARCHITECTURES), help="Embedding net (default: the dataset's)."
 )
 @click.option("--embedding-dim", type=int, help="Embedding size (default: the net's).")
+@click.option("--dropout", type=float, help="Dropout probability (default: the net's).")
 @click.option("--epochs", type=int, help="Epochs (default: the dataset's).")
 @click.option(
     "--triplets-per-epoch", type=int, help="Fresh random triplets per epoch (the paper: 640000)."
@@ -82,6 +83,14 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
 )
 @click.option("--samples-per-class", type=int, default=8, show_default=True, help="K (pk).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=_choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="bf16: the net's forward in bfloat16 (mixed precision; losses stay float32). "
+    "Faster on CPUs with AMX/AVX-512 BF16 and on recent GPUs.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

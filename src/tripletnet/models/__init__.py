@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TripletnetError
-from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet
+from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet, channels_last
 from .semisup import SemiSupMnistNet
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "small-conv", "mnist", "cifar", "stl10")
@@ -46,6 +46,8 @@ def build_model(
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
     if architecture == "semisup-mnist":
+        if options.pop("dropout", None) is not None:
+            raise TripletnetError("the semisup-mnist net has no dropout (it uses batch norm)")
         return SemiSupMnistNet(input_shape[0], **dims, **options)
     if architecture in ("cifar", "stl10"):
         stride = 3 if architecture == "stl10" else 1
@@ -65,4 +67,5 @@ __all__ = [
     "SemiSupMnistNet",
     "SmallConvNet",
     "build_model",
+    "channels_last",
 ]

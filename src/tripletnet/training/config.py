@@ -12,6 +12,7 @@ METHODS: tuple[str, ...] = ("triplet", "siamese")
 METHODS += ("semi-supervised",)  # few labels (issue 6)
 PRETRAIN_METHODS = ("spatial-contrasting",)  # no labels (issue 6)
 LR_SCHEDULES = ("cosine", "plateau")
+PRECISIONS = ("fp32", "bf16")  # bf16: the net's forward under bfloat16 autocast
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TrainConfig:
     method: str = "triplet"
     model: str | None = None
     embedding_dim: int | None = None
+    dropout: float | None = None  # None: the net's own default
     epochs: int | None = None
     triplets_per_epoch: int | None = None
     batch_size: int = 128
@@ -37,6 +39,7 @@ class TrainConfig:
     k: int = 5
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
     # batch-mining training (tripletnet.training.batch_mining); loss None: Hoffer's triplets
     loss: str | None = None
     miner: str | None = None
@@ -68,6 +71,10 @@ class TrainConfig:
             raise TripletnetError(
                 f"unknown method {self.method!r}; choose one of: {', '.join(METHODS + PRETRAIN_METHODS)}"
             )
+        if self.precision not in PRECISIONS:
+            raise TripletnetError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.loss_form not in ("mse", "nll"):
             raise TripletnetError(f"--loss-form must be 'mse' or 'nll', got {self.loss_form!r}")
         checks = {
@@ -82,6 +89,8 @@ class TrainConfig:
                 raise TripletnetError(f"--{name} must be at least 1, got {value}")
         if self.lr is not None and not self.lr > 0:
             raise TripletnetError(f"--lr must be positive, got {self.lr}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise TripletnetError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.margin <= 0:
             raise TripletnetError(f"--margin must be positive, got {self.margin}")
         from .batch_mining import check_batch_mining_options

@@ -19,7 +19,7 @@ from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
 from ..files import save_npy_atomic, write_json_atomic
-from ..models import DEFAULT_ARCHITECTURE, build_model
+from ..models import DEFAULT_ARCHITECTURE, build_model, channels_last
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -94,7 +94,11 @@ def train(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     architecture = config.model or DEFAULT_ARCHITECTURE.get(config.dataset, "mnist")
-    model = build_model(architecture, data.input_shape, config.embedding_dim).to(device)
+    net_options = {} if config.dropout is None else {"dropout": config.dropout}
+    model = build_model(architecture, data.input_shape, config.embedding_dim, **net_options)
+    # conv weights channels-last, like the batches of inputs() (torch's stubs lack memory_format)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    train_dtype = torch.bfloat16 if config.precision == "bf16" else None
     normalizer = data.normalizer()
     spec = model_spec(
         architecture, data.input_shape, model.embedding_dim, normalizer, data.class_names
@@ -126,7 +130,8 @@ def train(
 
     def inputs(indices: np.ndarray) -> torch.Tensor:
         batch = normalizer(train_x[torch.from_numpy(indices)]).to(device, non_blocking=True)
-        return augment(batch, config.augment_shift, config.augment_mirror)
+        batch = augment(batch, config.augment_shift, config.augment_mirror)
+        return channels_last(batch)
 
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -139,6 +144,7 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout is reproducible on resume
         model.train()
+        model.compute_dtype = train_dtype
         epoch_lr = (  # the plateau schedule is fixed for an epoch; cosine changes every step
             plateau_lr(config.lr, [row["loss"] for row in history], config.min_lr_fraction)
             if config.lr_schedule == "plateau"
@@ -183,6 +189,7 @@ def train(
             )
         bar.close()
         seconds = time.perf_counter() - started
+        model.compute_dtype = None  # evaluation in float32
         test_embeddings = embed(model, data.test.x, normalizer, device=device)
         row = {
             "epoch": epoch + 1,

@@ -1,0 +1,39 @@
+"""Embedding nets: options that reach the layers, and the mixed-precision forward."""
+
+import pytest
+import torch
+
+from tripletnet.errors import TripletnetError
+from tripletnet.models import build_model
+from tripletnet.training import TrainConfig
+
+
+def test_dropout_option_reaches_every_dropout_layer() -> None:
+    net = build_model("mnist", (1, 28, 28), dropout=0.5)
+    rates = [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates and all(p == 0.5 for p in rates)
+
+
+def test_dropout_is_refused_where_it_cannot_apply() -> None:
+    with pytest.raises(TripletnetError, match="no dropout"):
+        build_model("semisup-mnist", (1, 28, 28), dropout=0.5)
+    with pytest.raises(TripletnetError, match="--dropout must be in"):
+        TrainConfig(dropout=1.0).resolved()
+
+
+def test_bf16_forward_gives_float32_embeddings_close_to_the_float32_ones() -> None:
+    torch.manual_seed(0)
+    net = build_model("mnist", (1, 28, 28)).eval()
+    x = torch.randn(8, 1, 28, 28)
+    full = net(x)
+    net.compute_dtype = torch.bfloat16
+    mixed = net(x)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, full, atol=0.02 * full.abs().max().item(), rtol=0.05)
+    mixed.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(TripletnetError, match="--precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16").resolved()
