@@ -4,7 +4,8 @@ Pipeline: ``tripletnet.training.train`` for one epoch (triplet sampling, batch g
 normalisation, three-way embedding, distance-ratio loss, SGD step, progress statistics), timed by
 the trainer itself (the epoch's batch loop, evaluation excluded). Bare: the same net on a
 pre-built batch of the same size, forward + sum + backward + SGD step (lr 0), nothing else,
-in the same memory layout (channels-last) and precision (``--precision``) as the pipeline.
+in the same memory layout (channels-last) and precision (``--precision``) as the pipeline; and
+the bare net once more in PyTorch's default NCHW layout, to show what channels-last gains.
 The two alternate ``--repeats`` times; the table gives the medians and the pipeline's overhead.
 
     python bench/throughput.py --dataset digits
@@ -33,15 +34,20 @@ def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
     return epoch["images"] / epoch["seconds"]
 
 
-def bare_images_per_second(config: TrainConfig, input_shape: tuple[int, ...], steps: int) -> float:
+def bare_images_per_second(
+    config: TrainConfig, input_shape: tuple[int, ...], steps: int, layout: str = "channels-last"
+) -> float:
     torch.manual_seed(0)
     model = build_model(config.model or "mlp", input_shape, config.embedding_dim)
-    model = model.to(memory_format=torch.channels_last)
+    if layout == "channels-last":
+        model = model.to(memory_format=torch.channels_last)
     model.compute_dtype = torch.bfloat16 if config.precision == "bf16" else None
     # lr 0: the same work per step, while the weights stay as initialised (no drift to
     # degenerate or denormal values that would change the speed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)
-    batch = channels_last(torch.randn(3 * config.batch_size, *input_shape))
+    batch = torch.randn(3 * config.batch_size, *input_shape)
+    if layout == "channels-last":
+        batch = channels_last(batch)
     model.train()
     started = time.perf_counter()
     for _ in range(steps):
@@ -76,11 +82,12 @@ def main() -> None:
         precision=args.precision,
     ).resolved()
     steps = -(-args.triplets // args.batch_size)
-    pipeline, bare = [], []
+    pipeline, bare, bare_nchw = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             pipeline.append(pipeline_images_per_second(config, Path(tmp) / "run"))
             bare.append(bare_images_per_second(config, data.input_shape, steps))
+            bare_nchw.append(bare_images_per_second(config, data.input_shape, steps, "nchw"))
     p, b = statistics.median(pipeline), statistics.median(bare)
     print(
         f"dataset {args.dataset}, model {config.model}, batch {args.batch_size} triplets "
@@ -90,6 +97,7 @@ def main() -> None:
     print(f"| measure | images/s (median of {args.repeats}) |")
     print("|---|---:|")
     print(f"| bare forward+backward+step | {b:,.0f} |")
+    print(f"| the same in the NCHW layout (for comparison) | {statistics.median(bare_nchw):,.0f} |")
     print(f"| tripletnet training pipeline | {p:,.0f} |")
     print(f"| pipeline overhead | {100 * (b - p) / b:.1f} % |")
 
