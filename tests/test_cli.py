@@ -73,6 +73,9 @@ def test_train_evaluate_embed_on_digits(
         (["train", "--dataset", "mnist", "--data-dir", "{tmp}"], "train-images-idx3-ubyte.gz"),
         (["train", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "--resume"], "--resume needs --out"),
+        (["train", "--sampler", "random"], "--sampler needs --loss"),
+        (["train", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (["train", "--precision", "fp16"], "fp16"),
         (["evaluate", "{tmp}"], "not a finished tripletnet run"),
     ],
 )

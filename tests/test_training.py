@@ -108,3 +108,10 @@ def test_bf16_training_learns_and_saves_a_float32_model(
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert all(tensor.dtype == torch.float32 for tensor in weights.values())
     assert read_json(tmp_path / "run" / "config.json")["precision"] == "bf16"
+
+
+def test_the_sampler_is_recorded_only_for_batch_mining() -> None:
+    assert TrainConfig().resolved().sampler is None
+    assert TrainConfig(sampler="pk").resolved().sampler is None  # a run folder of an older version
+    assert TrainConfig(loss="multi-similarity").resolved().sampler == "pk"
+    assert TrainConfig(loss="multi-similarity", sampler="random").resolved().sampler == "random"

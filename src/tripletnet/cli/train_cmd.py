@@ -77,7 +77,9 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     "--loss", type=_choice(list(LOSS_NAMES)), help="Batch-mining loss (default: Hoffer's)."
 )
 @click.option("--miner", type=_choice(list(MINERS)), help="Miner for --loss (default: none).")
-@click.option("--sampler", type=_choice(SAMPLERS), default="pk", show_default=True)
+@click.option(
+    "--sampler", type=_choice(SAMPLERS), help="Batches for --loss: pk (default) or random."
+)
 @click.option(
     "--classes-per-batch", type=int, help="P (pk; default: 16, or every class when fewer)."
 )
@@ -113,6 +115,8 @@ def train_command(
     from ..training import train
 
     config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
+    if config.sampler is not None and config.loss is None:
+        raise click.UsageError("--sampler needs --loss NAME (batch-mining training)")
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
     if out is None:

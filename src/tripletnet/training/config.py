@@ -43,7 +43,7 @@ class TrainConfig:
     # batch-mining training (tripletnet.training.batch_mining); loss None: Hoffer's triplets
     loss: str | None = None
     miner: str | None = None
-    sampler: str = "pk"
+    sampler: str | None = None  # batch mining only; None: "pk" with --loss, unused without
     classes_per_batch: int | None = None  # P; None: min(16, the number of classes)
     samples_per_class: int = 8
     # Learning with few or no labels (docs/few-labels.md)
@@ -62,6 +62,8 @@ class TrainConfig:
         """A copy with the dataset's defaults filled in and every field checked."""
         defaults = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["mnist"])
         filled = {name: defaults[name] for name in defaults if getattr(self, name) is None}
+        # the sampler belongs to batch mining; runs of Hoffer's triplets record none
+        filled["sampler"] = (self.sampler or "pk") if self.loss is not None else None
         config = dataclasses.replace(self, **filled)
         config.validate()
         return config
