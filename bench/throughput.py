@@ -41,7 +41,7 @@ def bare_images_per_second(
     model = build_model(config.model or "mlp", input_shape, config.embedding_dim)
     if layout == "channels-last":
         model = model.to(memory_format=torch.channels_last)
-    model.compute_dtype = torch.bfloat16 if config.precision == "bf16" else None
+    model.compute_dtype = config.compute_dtype
     # lr 0: the same work per step, while the weights stay as initialised (no drift to
     # degenerate or denormal values that would change the speed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)

@@ -5,6 +5,7 @@ import torch
 
 from tripletnet.errors import TripletnetError
 from tripletnet.models import build_model
+from tripletnet.models.feature_maps import feature_map
 from tripletnet.training import TrainConfig
 
 
@@ -37,3 +38,15 @@ def test_bf16_forward_gives_float32_embeddings_close_to_the_float32_ones() -> No
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(TripletnetError, match="--precision must be one of fp32, bf16"):
         TrainConfig(precision="fp16").resolved()
+
+
+def test_bf16_reaches_the_feature_maps_of_spatial_contrasting() -> None:
+    torch.manual_seed(0)
+    net = build_model("mnist", (1, 28, 28)).eval()
+    x = torch.randn(4, 1, 28, 28)
+    full = feature_map(net, x, 3)
+    net.compute_dtype = torch.bfloat16
+    with torch.autocast("cpu", enabled=False):  # the net itself must switch autocast on
+        mixed = feature_map(net, x, 3)
+    assert mixed.dtype == torch.float32 and not torch.equal(mixed, full)
+    torch.testing.assert_close(mixed, full, atol=0.02 * full.abs().max().item(), rtol=0.05)

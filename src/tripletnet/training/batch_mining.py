@@ -87,8 +87,9 @@ def build_loss(
 def check_batch_mining_options(config: TrainConfig) -> None:
     """Raise a TripletnetError for batch-mining options that cannot work."""
     if config.loss is None:
-        if config.miner is not None:
-            raise TripletnetError("--miner needs --loss NAME (batch-mining training)")
+        for option, given in (("miner", config.miner), ("sampler", config.sampler)):
+            if given is not None:
+                raise TripletnetError(f"--{option} needs --loss NAME (batch-mining training)")
         return
     build_loss(config.loss, config.miner)
     if config.sampler not in SAMPLERS:

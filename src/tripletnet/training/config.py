@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..errors import TripletnetError
 
 METHODS: tuple[str, ...] = ("triplet", "siamese")
@@ -62,8 +64,8 @@ class TrainConfig:
         """A copy with the dataset's defaults filled in and every field checked."""
         defaults = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["mnist"])
         filled = {name: defaults[name] for name in defaults if getattr(self, name) is None}
-        # the sampler belongs to batch mining; runs of Hoffer's triplets record none
-        filled["sampler"] = (self.sampler or "pk") if self.loss is not None else None
+        if self.loss is not None and self.sampler is None:
+            filled["sampler"] = "pk"
         config = dataclasses.replace(self, **filled)
         config.validate()
         return config
@@ -126,6 +128,11 @@ class TrainConfig:
             raise TripletnetError(f"--augment-shift must be >= 0, got {self.augment_shift}")
 
     @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """The dtype the net computes in while training (None: float32)."""
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    @property
     def method_name(self) -> str:
         """What trained the net, for reports and folder names: the method, or the batch-mining
         loss and its miner."""
@@ -139,7 +146,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        fields = {key: value for key, value in data.items() if key in known}
+        if fields.get("loss") is None:
+            fields["sampler"] = None  # older versions recorded "pk" for every run
+        return cls(**fields)
 
 
 # Defaults that train well on each dataset (see docs/results.md for what they reach).

@@ -18,7 +18,7 @@ from ..errors import TripletnetError
 from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
-from ..files import save_npy_atomic, write_json_atomic
+from ..files import load_npy, save_npy_atomic, write_json_atomic
 from ..models import DEFAULT_ARCHITECTURE, build_model, channels_last
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
@@ -98,7 +98,6 @@ def train(
     model = build_model(architecture, data.input_shape, config.embedding_dim, **net_options)
     # conv weights channels-last, like the batches of inputs() (torch's stubs lack memory_format)
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    train_dtype = torch.bfloat16 if config.precision == "bf16" else None
     normalizer = data.normalizer()
     spec = model_spec(
         architecture, data.input_shape, model.embedding_dim, normalizer, data.class_names
@@ -108,7 +107,7 @@ def train(
     labelled = None  # semi-supervised: which train samples keep their labels, saved with the run
     if config.method == "semi-supervised":
         if resume:
-            labelled = np.load(out / LABELLED, allow_pickle=False)
+            labelled = np.asarray(load_npy(out / LABELLED))
         else:
             labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
             save_npy_atomic(out / LABELLED, labelled)
@@ -144,7 +143,7 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout is reproducible on resume
         model.train()
-        model.compute_dtype = train_dtype
+        model.compute_dtype = config.compute_dtype
         epoch_lr = (  # the plateau schedule is fixed for an epoch; cosine changes every step
             plateau_lr(config.lr, [row["loss"] for row in history], config.min_lr_fraction)
             if config.lr_schedule == "plateau"
