@@ -20,6 +20,7 @@ from tripletnet.evaluation.clustering import clustering_scores
 from tripletnet.evaluation.confidence import bootstrap_ci, paired_comparison
 from tripletnet.evaluation.evaluate import evaluate_embeddings
 from tripletnet.evaluation.inputs import EvaluationInputError
+from tripletnet.evaluation.retrieval_grid import spread_queries
 from tripletnet.evaluation.verification import (
     calibrate_threshold,
     load_threshold,
@@ -134,3 +135,12 @@ def test_queries_whose_labels_are_all_absent_from_the_gallery_are_reported() -> 
     assert retrieval["missing_labels"] == [0, 1] and retrieval["queries_scored"] == 0
     assert "precision_at_1" not in retrieval
     assert evaluation.metrics["classifiers"]["knn_majority_accuracy"] == 0.0
+
+
+def test_retrieval_grid_queries_cover_the_classes_before_repeating_one() -> None:
+    labels = np.repeat(np.arange(10), [45, 46, 44, 46, 45, 46, 45, 45, 43, 45])
+    rows = spread_queries(labels, 8, seed=0)
+    assert len(set(labels[rows])) == 8 and list(rows) == sorted(set(rows))
+    rows = spread_queries(labels, 25, seed=1)
+    assert np.bincount(labels[rows], minlength=10).tolist().count(3) == 5  # 25 = 10 + 10 + 5
+    assert len(spread_queries(labels[:3], 8)) == 3

@@ -25,6 +25,17 @@ def _as_image(x: np.ndarray) -> np.ndarray:
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
+def spread_queries(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` random rows of ``labels`` (sorted), one per class before any class repeats."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    shuffled = np.asarray(labels)[order]
+    by_class = np.argsort(shuffled, kind="stable")
+    # the rank of each row among the rows of its class, in shuffled order: 0 for the first
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[by_class] = np.arange(len(order)) - np.searchsorted(shuffled[by_class], shuffled[by_class])
+    return np.sort(order[np.argsort(rank, kind="stable")[:count]])
+
+
 def plot_retrieval_grid(
     results: RetrievalResults,
     query_images: np.ndarray,
@@ -35,13 +46,10 @@ def plot_retrieval_grid(
     neighbours: int = 8,
     seed: int = 0,
 ) -> Path:
-    """One row per randomly chosen query: the query, then its top ``neighbours`` results."""
+    """One row per query (random, from as many classes as possible): the query, then its top
+    ``neighbours`` results."""
     neighbours = min(neighbours, results.k)
-    rows = np.sort(
-        np.random.default_rng(seed).choice(
-            len(results.query_labels), min(queries, len(results.query_labels)), replace=False
-        )
-    )
+    rows = spread_queries(results.query_labels, queries, seed)
     fig, axes = plt.subplots(
         len(rows),
         neighbours + 1,
