@@ -22,6 +22,26 @@ def test_dropout_is_refused_where_it_cannot_apply() -> None:
         TrainConfig(dropout=1.0).resolved()
 
 
+def test_the_final_relu_can_be_dropped() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 28, 28)
+    with_relu, plain = (build_model("mnist", (1, 28, 28), final_relu=f) for f in (None, False))
+    plain.load_state_dict(with_relu.state_dict())  # same weights: the ReLU has none
+    plain.eval(), with_relu.eval()
+    assert with_relu.final_relu is True and (with_relu(x) >= 0).all()
+    assert plain.final_relu is False and (plain(x) < 0).any()
+    assert torch.equal(with_relu(x), plain(x).clamp(min=0))
+    cifar = build_model("cifar", (3, 32, 32), final_relu=False)
+    assert not any(isinstance(m, torch.nn.ReLU) for m in list(cifar.net)[-2:])
+
+
+def test_final_relu_is_refused_where_it_cannot_apply() -> None:
+    with pytest.raises(TripletnetError, match="no final-ReLU choice"):
+        build_model("mlp", (64,), final_relu=False)
+    with pytest.raises(TripletnetError, match="no final-ReLU choice"):
+        TrainConfig(final_relu=True).resolved()  # digits: the small-conv net
+
+
 def test_bf16_forward_gives_float32_embeddings_close_to_the_float32_ones() -> None:
     torch.manual_seed(0)
     net = build_model("mnist", (1, 28, 28)).eval()

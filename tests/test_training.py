@@ -6,11 +6,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tripletnet.data import Normalizer
 from tripletnet.errors import RunFolderError, TripletnetError
 from tripletnet.files import read_json
+from tripletnet.models import build_model
 from tripletnet.training import TrainConfig, TrainingDiverged, load_run, train
 from tripletnet.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from tripletnet.training.methods import RandomTripletMethod
+from tripletnet.training.run_folder import build_from_spec, model_spec
 
 
 def test_checkpoint_round_trip_with_optimizer_state(tmp_path: Path) -> None:
@@ -108,6 +111,16 @@ def test_bf16_training_learns_and_saves_a_float32_model(
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert all(tensor.dtype == torch.float32 for tensor in weights.values())
     assert read_json(tmp_path / "run" / "config.json")["precision"] == "bf16"
+
+
+def test_a_net_without_its_final_relu_is_rebuilt_without_it() -> None:
+    config = TrainConfig(dataset="mnist", final_relu=False).resolved()
+    assert config.net_options == {"final_relu": False}
+    model = build_model(config.architecture, (1, 28, 28), **config.net_options)
+    spec = model_spec("mnist", (1, 28, 28), model, Normalizer(0.0, 1.0), ["0", "1"])
+    assert build_from_spec(spec).final_relu is False
+    del spec["net_options"]  # as older versions saved it: the net's defaults
+    assert build_from_spec(spec).final_relu is True
 
 
 def test_the_sampler_is_recorded_only_for_batch_mining() -> None:

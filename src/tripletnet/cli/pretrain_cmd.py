@@ -19,6 +19,7 @@ SHARED = [
     "model",
     "embedding_dim",
     "dropout",
+    "final_relu",
     "epochs",
     "momentum",
     "weight_decay",

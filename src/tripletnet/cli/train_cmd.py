@@ -44,6 +44,11 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
 )
 @click.option("--embedding-dim", type=int, help="Embedding size (default: the net's).")
 @click.option("--dropout", type=float, help="Dropout probability (default: the net's).")
+@click.option(
+    "--final-relu/--no-final-relu",
+    default=None,
+    help="End the mnist/cifar/stl10 net in a ReLU, as the paper's nets do (default: yes).",
+)
 @click.option("--epochs", type=int, help="Epochs (default: the dataset's).")
 @click.option(
     "--triplets-per-epoch", type=int, help="Fresh random triplets per epoch (the paper: 640000)."

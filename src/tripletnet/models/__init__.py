@@ -11,6 +11,8 @@ from .semisup import SemiSupMnistNet
 ARCHITECTURES: tuple[str, ...] = ("mlp", "small-conv", "mnist", "cifar", "stl10")
 ARCHITECTURES += ("semisup-mnist",)  # Hoffer & Ailon 2016, semi-supervised
 
+WITH_FINAL_RELU = ("mnist", "cifar", "stl10")  # nets whose embedding may end in a ReLU
+
 DEFAULT_ARCHITECTURE = {
     "digits": "small-conv",
     "mnist": "mnist",
@@ -24,14 +26,26 @@ DEFAULT_ARCHITECTURE = {
 DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
+def check_final_relu(architecture: str, final_relu: bool | None) -> None:
+    """Refuse a final-ReLU choice (not None) for a net that has none."""
+    if final_relu is not None and architecture not in WITH_FINAL_RELU:
+        raise TripletnetError(
+            f"the {architecture!r} net has no final-ReLU choice; "
+            f"--final-relu/--no-final-relu applies to: {', '.join(WITH_FINAL_RELU)}"
+        )
+
+
 def build_model(
     architecture: str,
     input_shape: tuple[int, ...],
     embedding_dim: int | None = None,
     **options: Any,
 ) -> EmbeddingNet:
-    """Build an embedding net for inputs of ``input_shape`` (C, H, W) or (D,)."""
+    """Build an embedding net for inputs of ``input_shape`` (C, H, W) or (D,); ``options`` go to
+    the net's constructor (None: the net's default)."""
     dims: dict[str, Any] = {} if embedding_dim is None else {"embedding_dim": embedding_dim}
+    options = {name: value for name, value in options.items() if value is not None}
+    check_final_relu(architecture, options.get("final_relu"))
     if architecture == "mlp":
         features = 1
         for size in input_shape:
@@ -67,5 +81,6 @@ __all__ = [
     "SemiSupMnistNet",
     "SmallConvNet",
     "build_model",
+    "check_final_relu",
     "channels_last",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import TripletnetError
+from ..models import DEFAULT_ARCHITECTURE, check_final_relu
 
 METHODS: tuple[str, ...] = ("triplet", "siamese")
 METHODS += ("semi-supervised",)  # few labels (issue 6)
@@ -28,6 +29,7 @@ class TrainConfig:
     model: str | None = None
     embedding_dim: int | None = None
     dropout: float | None = None  # None: the net's own default
+    final_relu: bool | None = None  # a ReLU on the embedding; None: the net's own default
     epochs: int | None = None
     triplets_per_epoch: int | None = None
     batch_size: int = 128
@@ -95,6 +97,7 @@ class TrainConfig:
             raise TripletnetError(f"--lr must be positive, got {self.lr}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise TripletnetError(f"--dropout must be in [0, 1), got {self.dropout}")
+        check_final_relu(self.architecture, self.final_relu)
         if self.margin <= 0:
             raise TripletnetError(f"--margin must be positive, got {self.margin}")
         from .batch_mining import check_batch_mining_options
@@ -126,6 +129,17 @@ class TrainConfig:
             )
         if self.augment_shift < 0:
             raise TripletnetError(f"--augment-shift must be >= 0, got {self.augment_shift}")
+
+    @property
+    def architecture(self) -> str:
+        """The embedding net's name: ``model``, or the dataset's default net."""
+        return self.model or DEFAULT_ARCHITECTURE.get(self.dataset, "mnist")
+
+    @property
+    def net_options(self) -> dict[str, Any]:
+        """The net's constructor options that this configuration sets (the rest: the net's)."""
+        options = {"dropout": self.dropout, "final_relu": self.final_relu}
+        return {name: value for name, value in options.items() if value is not None}
 
     @property
     def compute_dtype(self) -> torch.dtype | None:

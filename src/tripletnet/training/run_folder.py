@@ -20,7 +20,7 @@ from torch import nn
 from ..data import Normalizer
 from ..errors import RunFolderError
 from ..files import read_json
-from ..models import build_model
+from ..models import EmbeddingNet, build_model
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, read_metadata
 from .config import TrainConfig
 
@@ -60,7 +60,7 @@ class TrainedRun:
 def model_spec(
     architecture: str,
     input_shape: tuple[int, ...],
-    embedding_dim: int,
+    model: EmbeddingNet,
     normalizer: Normalizer,
     class_names: list[str],
 ) -> dict[str, Any]:
@@ -68,14 +68,18 @@ def model_spec(
     return {
         "architecture": architecture,
         "input_shape": list(input_shape),
-        "embedding_dim": embedding_dim,
+        "embedding_dim": model.embedding_dim,
+        "net_options": {} if model.final_relu is None else {"final_relu": model.final_relu},
         "normalizer": normalizer.to_dict(),
         "class_names": class_names,
     }
 
 
 def build_from_spec(spec: dict[str, Any]) -> nn.Module:
-    return build_model(spec["architecture"], tuple(spec["input_shape"]), spec["embedding_dim"])
+    options = spec.get("net_options", {})  # older specs have none: every net's defaults
+    return build_model(
+        spec["architecture"], tuple(spec["input_shape"]), spec["embedding_dim"], **options
+    )
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:

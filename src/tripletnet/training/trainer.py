@@ -19,7 +19,7 @@ from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
 from ..files import load_npy, save_npy_atomic, write_json_atomic
-from ..models import DEFAULT_ARCHITECTURE, build_model, channels_last
+from ..models import build_model, channels_last
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -93,15 +93,12 @@ def train(
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    architecture = config.model or DEFAULT_ARCHITECTURE.get(config.dataset, "mnist")
-    net_options = {} if config.dropout is None else {"dropout": config.dropout}
-    model = build_model(architecture, data.input_shape, config.embedding_dim, **net_options)
+    architecture = config.architecture
+    model = build_model(architecture, data.input_shape, config.embedding_dim, **config.net_options)
     # conv weights channels-last, like the batches of inputs() (torch's stubs lack memory_format)
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     normalizer = data.normalizer()
-    spec = model_spec(
-        architecture, data.input_shape, model.embedding_dim, normalizer, data.class_names
-    )
+    spec = model_spec(architecture, data.input_shape, model, normalizer, data.class_names)
     if config.init and not resume:
         load_pretrained(model, config.init, spec)
     labelled = None  # semi-supervised: which train samples keep their labels, saved with the run
