@@ -24,8 +24,9 @@ import torch
 
 from tripletnet.data import load_dataset
 from tripletnet.files import read_json
-from tripletnet.models import DEFAULT_ARCHITECTURE, build_model, channels_last
+from tripletnet.models import build_model, channels_last
 from tripletnet.training import TrainConfig, train
+from tripletnet.training.config import PRECISIONS
 
 
 def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
@@ -38,7 +39,9 @@ def bare_images_per_second(
     config: TrainConfig, input_shape: tuple[int, ...], steps: int, layout: str = "channels-last"
 ) -> float:
     torch.manual_seed(0)
-    model = build_model(config.model or "mlp", input_shape, config.embedding_dim)
+    model = build_model(
+        config.architecture, input_shape, config.embedding_dim, **config.net_options
+    )
     if layout == "channels-last":
         model = model.to(memory_format=torch.channels_last)
     model.compute_dtype = config.compute_dtype
@@ -65,7 +68,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,7 +76,6 @@ def main() -> None:
     config = TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
-        model=DEFAULT_ARCHITECTURE[args.dataset],
         epochs=1,
         triplets_per_epoch=args.triplets,
         batch_size=args.batch_size,
@@ -90,7 +92,7 @@ def main() -> None:
             bare_nchw.append(bare_images_per_second(config, data.input_shape, steps, "nchw"))
     p, b = statistics.median(pipeline), statistics.median(bare)
     print(
-        f"dataset {args.dataset}, model {config.model}, batch {args.batch_size} triplets "
+        f"dataset {args.dataset}, model {config.architecture}, batch {args.batch_size} triplets "
         f"({3 * args.batch_size} images), {steps} steps, {args.threads} threads, "
         f"{args.precision}, channels-last, torch {torch.__version__}"
     )

@@ -115,7 +115,7 @@ def test_bf16_training_learns_and_saves_a_float32_model(
 
 def test_a_net_without_its_final_relu_is_rebuilt_without_it() -> None:
     config = TrainConfig(dataset="mnist", final_relu=False).resolved()
-    assert config.net_options == {"final_relu": False}
+    assert config.net_options == {"dropout": None, "final_relu": False}
     model = build_model(config.architecture, (1, 28, 28), **config.net_options)
     spec = model_spec("mnist", (1, 28, 28), model, Normalizer(0.0, 1.0), ["0", "1"])
     assert build_from_spec(spec).final_relu is False

@@ -60,7 +60,7 @@ def build_model(
     if architecture == "mnist":
         return MnistNet(input_shape[0], **dims, **options)
     if architecture == "semisup-mnist":
-        if options.pop("dropout", None) is not None:
+        if "dropout" in options:
             raise TripletnetError("the semisup-mnist net has no dropout (it uses batch norm)")
         return SemiSupMnistNet(input_shape[0], **dims, **options)
     if architecture in ("cifar", "stl10"):

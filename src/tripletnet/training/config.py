@@ -137,9 +137,8 @@ class TrainConfig:
 
     @property
     def net_options(self) -> dict[str, Any]:
-        """The net's constructor options that this configuration sets (the rest: the net's)."""
-        options = {"dropout": self.dropout, "final_relu": self.final_relu}
-        return {name: value for name, value in options.items() if value is not None}
+        """The net's constructor options, for ``build_model`` (None: the net's default)."""
+        return {"dropout": self.dropout, "final_relu": self.final_relu}
 
     @property
     def compute_dtype(self) -> torch.dtype | None:
