@@ -76,7 +76,8 @@ def test_train_evaluate_embed_on_digits(
         (["train", "--sampler", "random"], "--sampler needs --loss"),
         (["train", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["train", "--precision", "fp16"], "fp16"),
-        (["train", "--final-relu"], "no final-ReLU choice"),
+        (["train", "--final-relu"], "no final-relu choice"),
+        (["train", "--model", "mlp", "--batch-norm"], "no batch-norm choice"),
         (["evaluate", "{tmp}"], "not a finished tripletnet run"),
     ],
 )

@@ -35,11 +35,31 @@ def test_the_final_relu_can_be_dropped() -> None:
     assert not any(isinstance(m, torch.nn.ReLU) for m in list(cifar.net)[-2:])
 
 
-def test_final_relu_is_refused_where_it_cannot_apply() -> None:
-    with pytest.raises(TripletnetError, match="no final-ReLU choice"):
-        build_model("mlp", (64,), final_relu=False)
-    with pytest.raises(TripletnetError, match="no final-ReLU choice"):
-        TrainConfig(final_relu=True).resolved()  # digits: the small-conv net
+def test_batch_norm_follows_every_conv_and_normalises_in_training() -> None:
+    torch.manual_seed(0)
+    for architecture, shape in (("mnist", (1, 28, 28)), ("cifar", (3, 32, 32))):
+        net = build_model(architecture, shape, batch_norm=True)
+        layers = list(net.net)
+        convs = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Conv2d)]
+        assert all(isinstance(layers[i + 1], torch.nn.BatchNorm2d) for i in convs)
+        assert net.batch_norm is True and net.layer_options()["batch_norm"] is True
+    plain = build_model("mnist", (1, 28, 28))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    first_conv = net.net[:2].train()  # the CIFAR net's first conv and its batch norm
+    out = first_conv(torch.randn(32, 3, 32, 32) * 5 + 3)
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert (out.var(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
+
+
+@pytest.mark.parametrize("option", ["final_relu", "batch_norm"])
+def test_layer_options_are_refused_where_they_cannot_apply(option: str) -> None:
+    flag = option.replace("_", "-")
+    with pytest.raises(TripletnetError, match=f"no {flag} choice"):
+        build_model("mlp", (64,), **{option: False})
+    with pytest.raises(TripletnetError, match=f"no {flag} choice"):
+        TrainConfig(**{option: True}).resolved()  # digits: the small-conv net
+    with pytest.raises(TripletnetError, match=f"no {flag} choice"):
+        build_model("semisup-mnist", (1, 28, 28), **{option: True})
 
 
 def test_bf16_forward_gives_float32_embeddings_close_to_the_float32_ones() -> None:

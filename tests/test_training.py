@@ -113,14 +113,17 @@ def test_bf16_training_learns_and_saves_a_float32_model(
     assert read_json(tmp_path / "run" / "config.json")["precision"] == "bf16"
 
 
-def test_a_net_without_its_final_relu_is_rebuilt_without_it() -> None:
-    config = TrainConfig(dataset="mnist", final_relu=False).resolved()
-    assert config.net_options == {"dropout": None, "final_relu": False}
+def test_a_net_is_rebuilt_with_its_layer_options() -> None:
+    config = TrainConfig(dataset="mnist", final_relu=False, batch_norm=True).resolved()
+    assert config.net_options == {"dropout": None, "final_relu": False, "batch_norm": True}
     model = build_model(config.architecture, (1, 28, 28), **config.net_options)
     spec = model_spec("mnist", (1, 28, 28), model, Normalizer(0.0, 1.0), ["0", "1"])
-    assert build_from_spec(spec).final_relu is False
+    assert spec["net_options"] == {"final_relu": False, "batch_norm": True}
+    rebuilt = build_from_spec(spec)
+    assert rebuilt.final_relu is False and rebuilt.batch_norm is True
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
     del spec["net_options"]  # as older versions saved it: the net's defaults
-    assert build_from_spec(spec).final_relu is True
+    assert build_from_spec(spec).layer_options() == {"final_relu": True, "batch_norm": False}
 
 
 def test_the_sampler_is_recorded_only_for_batch_mining() -> None:

@@ -20,6 +20,7 @@ SHARED = [
     "embedding_dim",
     "dropout",
     "final_relu",
+    "batch_norm",
     "epochs",
     "momentum",
     "weight_decay",

@@ -49,6 +49,11 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
     default=None,
     help="End the mnist/cifar/stl10 net in a ReLU, as the paper's nets do (default: yes).",
 )
+@click.option(
+    "--batch-norm/--no-batch-norm",
+    default=None,
+    help="Batch norm after each conv of the mnist/cifar/stl10 net (default: no, as in the paper).",
+)
 @click.option("--epochs", type=int, help="Epochs (default: the dataset's).")
 @click.option(
     "--triplets-per-epoch", type=int, help="Fresh random triplets per epoch (the paper: 640000)."

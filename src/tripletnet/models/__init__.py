@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import TripletnetError
-from .nets import MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet, channels_last
+from .nets import LAYER_OPTIONS, MLP, CifarNet, EmbeddingNet, MnistNet, SmallConvNet, channels_last
 from .semisup import SemiSupMnistNet
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "small-conv", "mnist", "cifar", "stl10")
 ARCHITECTURES += ("semisup-mnist",)  # Hoffer & Ailon 2016, semi-supervised
 
-WITH_FINAL_RELU = ("mnist", "cifar", "stl10")  # nets whose embedding may end in a ReLU
+WITH_LAYER_OPTIONS = ("mnist", "cifar", "stl10")  # the nets with LAYER_OPTIONS (final ReLU, BN)
 
 DEFAULT_ARCHITECTURE = {
     "digits": "small-conv",
@@ -26,13 +27,15 @@ DEFAULT_ARCHITECTURE = {
 DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
-def check_final_relu(architecture: str, final_relu: bool | None) -> None:
-    """Refuse a final-ReLU choice (not None) for a net that has none."""
-    if final_relu is not None and architecture not in WITH_FINAL_RELU:
-        raise TripletnetError(
-            f"the {architecture!r} net has no final-ReLU choice; "
-            f"--final-relu/--no-final-relu applies to: {', '.join(WITH_FINAL_RELU)}"
-        )
+def check_layer_options(architecture: str, options: Mapping[str, Any]) -> None:
+    """Refuse a layer choice (final ReLU, batch norm; not None) for a net that lacks it."""
+    for name in LAYER_OPTIONS:
+        if options.get(name) is not None and architecture not in WITH_LAYER_OPTIONS:
+            flag = name.replace("_", "-")
+            raise TripletnetError(
+                f"the {architecture!r} net has no {flag} choice; "
+                f"--{flag}/--no-{flag} applies to: {', '.join(WITH_LAYER_OPTIONS)}"
+            )
 
 
 def build_model(
@@ -45,7 +48,7 @@ def build_model(
     the net's constructor (None: the net's default)."""
     dims: dict[str, Any] = {} if embedding_dim is None else {"embedding_dim": embedding_dim}
     options = {name: value for name, value in options.items() if value is not None}
-    check_final_relu(architecture, options.get("final_relu"))
+    check_layer_options(architecture, options)
     if architecture == "mlp":
         features = 1
         for size in input_shape:
@@ -81,6 +84,7 @@ __all__ = [
     "SemiSupMnistNet",
     "SmallConvNet",
     "build_model",
-    "check_final_relu",
+    "LAYER_OPTIONS",
+    "check_layer_options",
     "channels_last",
 ]

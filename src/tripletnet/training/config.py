@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import TripletnetError
-from ..models import DEFAULT_ARCHITECTURE, check_final_relu
+from ..models import DEFAULT_ARCHITECTURE, check_layer_options
 
 METHODS: tuple[str, ...] = ("triplet", "siamese")
 METHODS += ("semi-supervised",)  # few labels (issue 6)
@@ -30,6 +30,7 @@ class TrainConfig:
     embedding_dim: int | None = None
     dropout: float | None = None  # None: the net's own default
     final_relu: bool | None = None  # a ReLU on the embedding; None: the net's own default
+    batch_norm: bool | None = None  # batch norm after each conv; None: the net's own default
     epochs: int | None = None
     triplets_per_epoch: int | None = None
     batch_size: int = 128
@@ -97,7 +98,7 @@ class TrainConfig:
             raise TripletnetError(f"--lr must be positive, got {self.lr}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise TripletnetError(f"--dropout must be in [0, 1), got {self.dropout}")
-        check_final_relu(self.architecture, self.final_relu)
+        check_layer_options(self.architecture, self.net_options)
         if self.margin <= 0:
             raise TripletnetError(f"--margin must be positive, got {self.margin}")
         from .batch_mining import check_batch_mining_options
@@ -138,7 +139,11 @@ class TrainConfig:
     @property
     def net_options(self) -> dict[str, Any]:
         """The net's constructor options, for ``build_model`` (None: the net's default)."""
-        return {"dropout": self.dropout, "final_relu": self.final_relu}
+        return {
+            "dropout": self.dropout,
+            "final_relu": self.final_relu,
+            "batch_norm": self.batch_norm,
+        }
 
     @property
     def compute_dtype(self) -> torch.dtype | None:

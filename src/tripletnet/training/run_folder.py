@@ -69,7 +69,7 @@ def model_spec(
         "architecture": architecture,
         "input_shape": list(input_shape),
         "embedding_dim": model.embedding_dim,
-        "net_options": {} if model.final_relu is None else {"final_relu": model.final_relu},
+        "net_options": model.layer_options(),
         "normalizer": normalizer.to_dict(),
         "class_names": class_names,
     }
