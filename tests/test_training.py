@@ -11,8 +11,9 @@ from tripletnet.errors import RunFolderError, TripletnetError
 from tripletnet.files import read_json
 from tripletnet.models import build_model
 from tripletnet.training import TrainConfig, TrainingDiverged, load_run, train
-from tripletnet.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from tripletnet.training.checkpoint import MODEL, load_checkpoint, read_metadata, save_checkpoint
 from tripletnet.training.methods import RandomTripletMethod
+from tripletnet.training.pretrained import load_pretrained
 from tripletnet.training.run_folder import build_from_spec, model_spec
 
 
@@ -124,6 +125,20 @@ def test_a_net_is_rebuilt_with_its_layer_options() -> None:
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
     del spec["net_options"]  # as older versions saved it: the net's defaults
     assert build_from_spec(spec).layer_options() == {"final_relu": True, "batch_norm": False}
+
+
+def test_init_needs_the_same_layer_options_as_the_pretrained_run(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    shape, normalizer = (1, 28, 28), Normalizer(0.0, 1.0)
+    pretrained = build_model("mnist", shape, batch_norm=True)
+    spec = model_spec("mnist", shape, pretrained, normalizer, ["0", "1"])
+    save_checkpoint(tmp_path / MODEL, pretrained, None, {"spec": spec})
+    plain = build_model("mnist", shape)
+    with pytest.raises(RunFolderError, match="pass the same --final-relu and --batch-norm"):
+        load_pretrained(plain, tmp_path, model_spec("mnist", shape, plain, normalizer, ["0", "1"]))
+    same = build_model("mnist", shape, batch_norm=True)
+    load_pretrained(same, tmp_path, spec)
+    assert all(torch.equal(same.state_dict()[k], v) for k, v in pretrained.state_dict().items())
 
 
 def test_the_sampler_is_recorded_only_for_batch_mining() -> None:

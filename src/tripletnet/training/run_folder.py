@@ -75,7 +75,7 @@ def model_spec(
     }
 
 
-def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+def build_from_spec(spec: dict[str, Any]) -> EmbeddingNet:
     options = spec.get("net_options", {})  # older specs have none: every net's defaults
     return build_model(
         spec["architecture"], tuple(spec["input_shape"]), spec["embedding_dim"], **options
