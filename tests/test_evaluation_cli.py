@@ -10,6 +10,7 @@ import pytest
 from tripletnet.cli import main
 from tripletnet.data import load_dataset
 from tripletnet.evaluation.embed import embed
+from tripletnet.evaluation.report_files import PER_QUERY, load_per_query, protocol_mismatch
 from tripletnet.training import load_run
 
 
@@ -111,3 +112,24 @@ def test_compare_two_evaluations_of_the_same_queries(npy_files, tmp_path, capsys
     assert "| retrieval.precision_at_1 |" in table and "| a |" in table
     assert main(["compare", str(good), str(tmp_path)]) == 2
     assert "per_query.npz" in capsys.readouterr().err
+
+
+def test_compare_refuses_evaluations_with_different_galleries_or_k(npy_files, tmp_path, capsys):
+    base = ["evaluate", "--embeddings", str(npy_files["q"]), "--labels", str(npy_files["ql"])]
+    base += ["--pairs", "100", "--no-tsne", "--no-linear-probe"]
+    gallery = ["--gallery-embeddings", str(npy_files["g"]), "--gallery-labels"]
+    half = tmp_path / "half.npy"
+    np.save(half, np.load(npy_files["gl"])[::-1])  # the same gallery size, other labels
+    folders = {name: tmp_path / name for name in ("own", "gallery", "relabelled")}
+    assert main([*base, "--out", str(folders["own"])]) == 0
+    assert main([*base, *gallery, str(npy_files["gl"]), "--out", str(folders["gallery"])]) == 0
+    assert main([*base, *gallery, str(half), "--out", str(folders["relabelled"])]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(folders["own"]), str(folders["gallery"])]) == 2
+    assert "queries as their own gallery" in capsys.readouterr().err
+    assert main(["compare", str(folders["gallery"]), str(folders["relabelled"])]) == 2
+    assert "different galleries" in capsys.readouterr().err
+    scores = load_per_query(folders["gallery"] / PER_QUERY)
+    assert protocol_mismatch(scores, {**scores, "k": np.asarray(1)}) == "k for the k-NN classifiers"
+    older = {"query_labels": scores["query_labels"]}
+    assert protocol_mismatch(scores, older) is None  # files from before these were recorded

@@ -13,6 +13,7 @@ from tripletnet import losses, mining
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
 pml_distances = pytest.importorskip("pytorch_metric_learning.distances")
 pml_miners = pytest.importorskip("pytorch_metric_learning.miners")
+pml_reducers = pytest.importorskip("pytorch_metric_learning.reducers")
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SHAPES = [(16, 2), (32, 4), (60, 12)]  # (batch size, classes)
@@ -59,6 +60,26 @@ def test_lifted_structure(size: int, classes: int) -> None:
     x, y = data(size, classes)
     theirs = pml_losses.LiftedStructureLoss(neg_margin=1.0, pos_margin=0.0, distance=plain_l2())
     agree(losses.LiftedStructureLoss(neg_margin=1.0), theirs, x / 3, y)
+
+
+@pytest.mark.parametrize(("size", "classes"), SHAPES)
+@pytest.mark.parametrize("reduction", ["mean_nonzero", "mean", "sum"])
+def test_contrastive(size: int, classes: int, reduction: str) -> None:
+    """PML's ContrastiveLoss is a plain hinge, max(0, D - m_pos) and max(0, m_neg - D); Hadsell et
+    al. square it and halve it. PML's unreduced per-pair hinges, squared and halved, are the oracle."""
+    x, y = data(size, classes)
+    hinges = pml_losses.ContrastiveLoss(
+        pos_margin=0.5, neg_margin=3.0, distance=plain_l2(), reducer=pml_reducers.DoNothingReducer()
+    )
+
+    def theirs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        terms = torch.cat([0.5 * part["losses"].pow(2) for part in hinges(x, y).values()])
+        count = {"sum": 1, "mean": len(terms), "mean_nonzero": int(torch.count_nonzero(terms))}
+        return terms.sum() / count[reduction]
+
+    ours = losses.ContrastiveLoss(pos_margin=0.5, neg_margin=3.0, reduction=reduction)
+    for scale in (1.0, 0.25):  # few negatives inside the margin, then most of them
+        agree(ours, theirs, x * scale, y)
 
 
 @pytest.mark.parametrize(("size", "classes"), SHAPES)

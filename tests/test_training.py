@@ -34,6 +34,21 @@ def test_checkpoint_round_trip_with_optimizer_state(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no temporary file left
 
 
+def test_a_truncated_or_mismatched_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, torch.nn.Linear(3, 2), None, {"epoch": 1})
+    with pytest.raises(RunFolderError, match=r"do not fit the Sequential .*missing: 0\.bias"):
+        load_checkpoint(path, torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    with pytest.raises(RunFolderError, match=r"of another shape: bias, weight"):
+        load_checkpoint(path, torch.nn.Linear(3, 4))
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(RunFolderError, match="not a readable safetensors file .* truncated"):
+        load_checkpoint(path, torch.nn.Linear(3, 2))
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunFolderError, match="not a readable safetensors file"):
+        read_metadata(path)
+
+
 def test_train_writes_a_loadable_run(tmp_path: Path, tiny_config: TrainConfig) -> None:
     summary = train(tiny_config, tmp_path / "run", show_progress=False)
     assert summary["epochs"] == 2

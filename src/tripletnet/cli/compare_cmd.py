@@ -27,7 +27,7 @@ def compare_command(a: Path, b: Path, resamples: int, alpha: float) -> None:
     and a sign-flip randomisation p-value."""
     from ..evaluation.confidence import paired_comparison
     from ..evaluation.evaluate import HEADLINE
-    from ..evaluation.report_files import PER_QUERY, load_per_query
+    from ..evaluation.report_files import PER_QUERY, load_per_query, protocol_mismatch
 
     scores = []
     for folder in (a, b):
@@ -36,14 +36,13 @@ def compare_command(a: Path, b: Path, resamples: int, alpha: float) -> None:
                 f"{folder} has no {PER_QUERY}; run 'tripletnet evaluate' on it first"
             )
         scores.append(load_per_query(folder / PER_QUERY))
-    first, second = scores
-    if (
-        first["query_labels"].shape != second["query_labels"].shape
-        or (first["query_labels"] != second["query_labels"]).any()
-    ):
+    mismatch = protocol_mismatch(*scores)
+    if mismatch:
         raise TripletnetError(
-            f"{a} and {b} were evaluated on different query sets; compare runs on the same test set"
+            f"{a} and {b} were evaluated with different {mismatch}; "
+            "compare evaluations of the same queries against the same gallery"
         )
+    first, second = scores
     click.echo("| metric | A | B | A - B [95% CI] | p | better |")
     click.echo("|---|---:|---:|---:|---:|---|")
     for name in HEADLINE:

@@ -82,8 +82,16 @@ def write_evaluation(
 
 
 def save_per_query(path: Path, evaluation: Evaluation) -> Path:
-    """Per-query scores (and the query labels, to check a later comparison uses the same set)."""
-    arrays = {**evaluation.per_query, "query_labels": evaluation.retrieval.query_labels}
+    """Per-query scores, with what a later comparison checks is the same: the query and gallery
+    labels, the k of the k-NN classifiers and whether the queries were their own gallery."""
+    retrieval = evaluation.retrieval
+    arrays = {
+        **evaluation.per_query,
+        "query_labels": retrieval.query_labels,
+        "gallery_labels": retrieval.gallery_labels,
+        "k": np.asarray(evaluation.metrics["classifiers"]["k"]),
+        "same_set": np.asarray(retrieval.same_set),
+    }
 
     def writer(tmp: Path) -> None:
         buffer = io.BytesIO()
@@ -96,6 +104,23 @@ def save_per_query(path: Path, evaluation: Evaluation) -> Path:
 def load_per_query(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
+
+
+PROTOCOL = {
+    "query_labels": "query sets",
+    "same_set": "galleries (one used the queries as their own gallery)",
+    "gallery_labels": "galleries",
+    "k": "k for the k-NN classifiers",
+}
+
+
+def protocol_mismatch(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> str | None:
+    """What differs between two evaluations' protocols, or None. Files written before the
+    gallery, k and same-set were recorded are checked on what they have."""
+    for key, what in PROTOCOL.items():
+        if key in first and key in second and not np.array_equal(first[key], second[key]):
+            return what
+    return None
 
 
 def _with_ci(metrics: dict[str, Any], section: str, name: str) -> str:

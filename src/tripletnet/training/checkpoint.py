@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
@@ -61,11 +62,21 @@ def save_checkpoint(
     return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
+def _unreadable(path: Path, error: Exception) -> RunFolderError:
+    return RunFolderError(
+        f"{path} is not a readable safetensors file ({error}); it may be truncated or not a "
+        "tripletnet checkpoint: copy it again, or retrain"
+    )
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunFolderError(f"no checkpoint at {path}")
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except SafetensorError as error:
+        raise _unreadable(path, error) from error
     if "tripletnet" not in header:
         raise RunFolderError(f"{path} is not a tripletnet checkpoint (no metadata)")
     return json.loads(header["tripletnet"])
@@ -80,14 +91,13 @@ def load_checkpoint(
     """Restore ``model`` (and ``optimizer``, and a loss's own parameters) in place from
     ``path``; return its metadata."""
     metadata = read_metadata(path)
-    tensors = load_file(str(path))
-    model.load_state_dict(
-        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    )
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as error:
+        raise _unreadable(path, error) from error
+    _restore(path, model, "model.", tensors)
     if loss is not None:
-        loss.load_state_dict(
-            {k[len("loss.") :]: v for k, v in tensors.items() if k.startswith("loss.")}
-        )
+        _restore(path, loss, "loss.", tensors)
     if optimizer is not None:
         params = _parameters(model, loss)
         for key, value in tensors.items():
@@ -95,3 +105,24 @@ def load_checkpoint(
                 name, state_key = key[len("optim.") :].rsplit(".", 1)
                 optimizer.state[params[name]][state_key] = value.to(params[name].device)
     return metadata
+
+
+def _restore(path: Path, module: nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Load the ``prefix``ed tensors into ``module``; a net that does not fit them (another
+    architecture or layer options than the file's metadata says) is one clear error."""
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    reshaped = [k for k in state.keys() & expected.keys() if state[k].shape != expected[k].shape]
+    if missing or unexpected or reshaped:
+        found = {"missing": missing, "unexpected": unexpected, "of another shape": sorted(reshaped)}
+        summary = "; ".join(
+            f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for what, keys in found.items()
+            if keys
+        )
+        raise RunFolderError(
+            f"the weights in {path} do not fit the {type(module).__name__} its metadata describes "
+            f"({summary}); was the file written by another tripletnet version, or edited?"
+        )
+    module.load_state_dict(state)
