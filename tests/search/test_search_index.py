@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,14 @@ import numpy as np
 import pytest
 
 from tripletnet.errors import TripletnetError
-from tripletnet.search import KINDS, Embedder, IndexFolderError, ModelRef, SearchIndex
+from tripletnet.search import (
+    KINDS,
+    Embedder,
+    IndexChangedError,
+    IndexFolderError,
+    ModelRef,
+    SearchIndex,
+)
 from tripletnet.search import index as index_module
 from tripletnet.search import store as store_module
 
@@ -203,9 +212,9 @@ def test_save_changes_writes_only_what_no_save_has_written(
     written: list[Path] = []
     write_version = index_module.write_version
 
-    def counted(root: Path, files: Any) -> Path:
+    def counted(root: Path, files: Any, based_on: str | None = None) -> Path:
         written.append(root)
-        return write_version(root, files)
+        return write_version(root, files, based_on)
 
     monkeypatch.setattr(index_module, "write_version", counted)
     index = SearchIndex(16)
@@ -218,3 +227,56 @@ def test_save_changes_writes_only_what_no_save_has_written(
     index.save_changes(tmp_path / "b")  # another folder has not got it yet
     assert written == [tmp_path / "a", tmp_path / "a", tmp_path / "b"]
     assert len(SearchIndex.load(tmp_path / "a")) == len(SearchIndex.load(tmp_path / "b")) == 19
+
+
+def test_a_save_over_another_writers_newer_version_is_refused(tmp_path: Path) -> None:
+    vectors = clustered(21)
+    first = SearchIndex(16)
+    first.add(vectors[:20])
+    first.save(tmp_path)
+    mine, theirs = SearchIndex.load(tmp_path), SearchIndex.load(tmp_path)
+    theirs.remove([0])
+    theirs.save(tmp_path)
+    mine.add(vectors[20:])
+    with pytest.raises(IndexChangedError, match="changed by another process: v000002 is live"):
+        mine.save_changes(tmp_path)
+    assert len(SearchIndex.load(tmp_path)) == 19  # their removal stands
+    theirs.remove([1])
+    theirs.save(tmp_path)  # the writer of the live version goes on saving
+    reread = SearchIndex.load(tmp_path)
+    reread.add(vectors[20:])
+    reread.save(tmp_path)
+    assert len(SearchIndex.load(tmp_path)) == 19
+    fresh = SearchIndex(16)
+    fresh.add(vectors[:3])
+    fresh.save(tmp_path)  # a new index replaces the folder's (as index build --overwrite does)
+    assert len(SearchIndex.load(tmp_path)) == 3
+
+
+WRITER = """
+import sys
+import numpy as np
+from tripletnet.search import IndexChangedError, SearchIndex
+
+root, writer = sys.argv[1], int(sys.argv[2])
+saved = 0
+while saved < 4:
+    index = SearchIndex.load(root)
+    index.add(np.full((1, 4), writer, np.float32), sources=[f"{writer}-{saved}"])
+    try:
+        index.save(root)
+    except IndexChangedError:
+        continue  # another process saved first: read its version and repeat the add
+    saved += 1
+"""
+
+
+def test_writers_in_different_processes_lose_no_change(tmp_path: Path) -> None:
+    SearchIndex(4).save(tmp_path)
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(writer)])
+        for writer in range(3)
+    ]
+    assert [process.wait(timeout=120) for process in writers] == [0, 0, 0]
+    sources = sorted(item.source or "" for item in SearchIndex.load(tmp_path).items.values())
+    assert sources == sorted(f"{writer}-{saved}" for writer in range(3) for saved in range(4))

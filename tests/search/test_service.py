@@ -94,6 +94,18 @@ def test_added_and_removed_items_are_persisted(
         assert restarted.get("/health").json()["count"] == 451
 
 
+def test_a_change_over_another_processs_save_gets_409(client: TestClient, index_dir: Path) -> None:
+    other = SearchIndex.load(index_dir)  # e.g. 'tripletnet index remove' while the service runs
+    other.remove([0])
+    other.save(index_dir)
+    response = client.post("/items", json={"vector": [0.5] * 16})
+    assert response.status_code == 409
+    assert "changed by another process" in response.json()["detail"]
+    assert "restart the service" in response.json()["detail"]
+    assert client.delete("/items/5").status_code == 409
+    assert len(SearchIndex.load(index_dir)) == 449  # the other process's removal stands
+
+
 @pytest.mark.parametrize(
     ("request_kwargs", "status", "message"),
     [

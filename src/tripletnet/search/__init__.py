@@ -4,7 +4,7 @@ from .build import Collection, build_index, from_dataset, from_images, from_vect
 from .embedder import Embedder
 from .images import ImageError, decode_image
 from .index import KINDS, Hit, Item, ModelRef, SearchIndex
-from .store import IndexFolderError
+from .store import IndexChangedError, IndexFolderError
 
 __all__ = [
     "KINDS",
@@ -12,6 +12,7 @@ __all__ = [
     "Embedder",
     "Hit",
     "ImageError",
+    "IndexChangedError",
     "IndexFolderError",
     "Item",
     "ModelRef",

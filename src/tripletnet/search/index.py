@@ -109,6 +109,7 @@ class SearchIndex:
         self.next_id = 0
         self.changes = 0  # adds and removals so far; a save records how many it holds
         self._saved: tuple[Path, int] | None = None
+        self._read_from: tuple[Path, str] | None = None  # (index folder, version) on disk
         self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
         self._lock = ReadWriteLock()
         self._save_lock = threading.Lock()
@@ -342,8 +343,11 @@ class SearchIndex:
             files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
         if thumbs is not None:
             files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
-        version = write_version(root, files)
+        here = root.resolve()
+        based_on = self._read_from[1] if self._read_from and self._read_from[0] == here else None
+        version = write_version(root, files, based_on)
         self._saved = (root, changes)
+        self._read_from = (here, version.name)
         return version
 
     @classmethod
@@ -361,6 +365,7 @@ class SearchIndex:
             )
         model = ModelRef(**manifest["model"]) if manifest.get("model") else None
         index = cls(manifest["dim"], manifest["kind"], model, manifest["params"])
+        index._read_from = (Path(root).resolve(), folder.name)
         index.next_id = int(manifest["next_id"])
         index.class_names = list(manifest.get("class_names", []))
         if (folder / "index.faiss").is_file():

@@ -2,10 +2,13 @@
 
     INDEX_DIR/CURRENT      one line naming the live version, replaced atomically
     INDEX_DIR/v000007/     manifest.json, index.faiss, items.json, thumbnails.npy (optional)
+    INDEX_DIR/.lock        held by a writer (filelock), so writers in different processes queue
 
 A save writes every file of the new version into a hidden temporary folder, fsyncs them,
 renames the folder to its version name and only then points CURRENT at it. Readers follow
-CURRENT, so they see the old set of files or the new set, never a mix.
+CURRENT, so they see the old set of files or the new set, never a mix. A save names the version
+its state was read from; if another process has made a newer one live since, the save is
+refused instead of silently dropping that process's changes.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from filelock import FileLock
+
 from ..errors import TripletnetError
 from ..files import write_text_atomic
 
 POINTER = "CURRENT"
+LOCK = ".lock"
 KEEP_VERSIONS = 2
 _VERSION = re.compile(r"^v(\d{6,})$")
 
@@ -29,6 +35,10 @@ FileWriter = Callable[[Path], None]
 
 class IndexFolderError(TripletnetError, ValueError):
     """An index folder is missing, incomplete or would be overwritten."""
+
+
+class IndexChangedError(IndexFolderError):
+    """Another process saved a newer version of the index since this state was read."""
 
 
 def _versions(root: Path) -> list[int]:
@@ -61,10 +71,31 @@ def current_version(root: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def write_version(root: str | os.PathLike[str], files: dict[str, FileWriter]) -> Path:
-    """Write ``files`` (name -> writer(path)) as a new version of ``root`` and make it live."""
+def live_version_name(root: Path) -> str | None:
+    pointer = root / POINTER
+    return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+
+
+def write_version(
+    root: str | os.PathLike[str], files: dict[str, FileWriter], based_on: str | None = None
+) -> Path:
+    """Write ``files`` (name -> writer(path)) as a new version of ``root`` and make it live.
+
+    ``based_on`` names the version the state was read from (None: replace whatever is live).
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / LOCK):
+        live = live_version_name(root)
+        if based_on is not None and live != based_on:
+            raise IndexChangedError(
+                f"{root} was changed by another process: {live} is live, this index was read "
+                f"from {based_on}; load it again and repeat the change"
+            )
+        return _write_locked(root, files)
+
+
+def _write_locked(root: Path, files: dict[str, FileWriter]) -> Path:
     for stale in root.glob(".tmp-v*"):  # left by a crash mid-save
         shutil.rmtree(stale, ignore_errors=True)
     number = max(_versions(root), default=0) + 1

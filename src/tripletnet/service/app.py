@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from ..search import Embedder, ImageError, Item, SearchIndex, decode_image
+from ..search import Embedder, ImageError, IndexChangedError, Item, SearchIndex, decode_image
 from ..search.images import png_bytes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -140,6 +140,15 @@ class Service:
         except KeyError:
             raise HTTPException(404, f"no item with id {item_id}") from None
 
+    def save(self) -> None:
+        """Save the index's changes; 409 if another process has saved the folder since."""
+        try:
+            self.index.save_changes(self.index_dir)
+        except IndexChangedError as error:
+            raise HTTPException(
+                409, f"{error}. This change is not saved: restart the service to load the index"
+            ) from error
+
 
 def _unprocessable(message: str) -> HTTPException:
     return HTTPException(422, message)
@@ -248,7 +257,7 @@ def create_app(
             label = _optional_int(fields.get("label"), "label")
             source = str(fields.get("source") or fields["filename"])
         ids = await run_in_threadpool(index.add, vector, [label], [source], thumbnails)
-        await run_in_threadpool(index.save_changes, service.index_dir)
+        await run_in_threadpool(service.save)
         return service.item(int(ids[0]))
 
     @app.get("/items/{item_id}")
@@ -266,7 +275,7 @@ def create_app(
     def delete_item(item_id: int) -> dict[str, Any]:
         if not index.remove([item_id]):
             raise HTTPException(404, f"no item with id {item_id}")
-        index.save_changes(service.index_dir)
+        service.save()
         return {"removed": item_id, "count": len(index)}
 
     _add_vector_schema(app)
