@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ def train(
             labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
             save_npy_atomic(out / LABELLED, labelled)
     pool_x, pool_y = training_pool(config, data)
+    data = replace(data, unlabelled=None)  # STL-10's 100,000 images now live in the pool alone
     method = build_method(config, pool_y, model.embedding_dim, labelled)
     learned = learned_loss(method)  # a loss with parameters of its own (proxies) trains too
     if learned is not None:
