@@ -58,20 +58,20 @@ def _fsync_dir(folder: Path) -> None:
 def current_version(root: str | os.PathLike[str]) -> Path:
     """The folder of the live version, or a clear error if ``root`` holds no index."""
     root = Path(root)
-    pointer = root / POINTER
-    if not pointer.is_file():
+    name = live_version_name(root)
+    if name is None:
         raise IndexFolderError(
             f"{root} is not a tripletnet index (no {POINTER} file); "
             "build one with 'tripletnet index build'"
         )
-    name = pointer.read_text(encoding="utf-8").strip()
     folder = root / name
     if not _VERSION.match(name) or not folder.is_dir():
-        raise IndexFolderError(f"{pointer} names {name!r}, which is not a version in {root}")
+        raise IndexFolderError(f"{root / POINTER} names {name!r}, which is not a version in {root}")
     return folder
 
 
 def live_version_name(root: Path) -> str | None:
+    """What CURRENT names (None where there is no CURRENT)."""
     pointer = root / POINTER
     return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
 
