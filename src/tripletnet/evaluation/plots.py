@@ -125,11 +125,21 @@ def plot_distance_histograms(
 
 
 def plot_training_curves(history: list[dict[str, float]], path: Path, title: str) -> Path:
-    """Loss, error/accuracy and learning rate per epoch from a run's history.json."""
+    """Loss, accuracy, error and learning rate per epoch from a run's history.json.
+
+    Accuracies and errors get panels of their own (an accuracy near 1 and an error near 0 on one
+    axis would both look flat); errors are on a log scale when they are all positive."""
     epochs = [row["epoch"] for row in history]
-    rates = sorted({key for row in history for key in row if "error" in key or "accuracy" in key})
-    rate_name = " / ".join(sorted({key.rsplit("_", 1)[-1] for key in rates}))
-    panels = [("loss", ["loss"]), (rate_name, rates), ("learning rate", ["lr"])]
+
+    def named(word: str) -> list[str]:
+        return sorted({key for row in history for key in row if word in key})
+
+    panels = [
+        ("loss", ["loss"]),
+        ("accuracy", named("accuracy")),
+        ("error", named("error")),
+        ("learning rate", ["lr"]),
+    ]
     panels = [(name, [key for key in keys if key in history[0]]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]
     fig, axes = plt.subplots(
@@ -147,8 +157,10 @@ def plot_training_curves(history: list[dict[str, float]], path: Path, title: str
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if name == "error" and all(row[key] > 0 for row in history for key in keys):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        if name in ("accuracy", "error"):  # name the measure (test k-NN, train triplet, ...)
             ax.legend(fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
