@@ -66,7 +66,7 @@ def test_proxy_loss_trains_its_proxies_and_resumes(tmp_path: Path) -> None:
     config_path = tmp_path / "run" / "config.json"
     stored = json.loads(config_path.read_text())
     config_path.write_text(json.dumps({**stored, "epochs": 3}))
-    train(TrainConfig(), tmp_path / "run", resume=True, show_progress=False)
+    train(None, tmp_path / "run", resume=True, show_progress=False)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
     resumed = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))

@@ -90,7 +90,10 @@ def test_run_folder_calibration_is_reused_by_evaluate_and_verify(tmp_path, capsy
     assert same.dtype == bool and same[:20].all()
     clear = np.abs(distance - threshold["distance_threshold"]) > 1e-4  # float noise at the edge
     np.testing.assert_array_equal(same[clear], (distance <= threshold["distance_threshold"])[clear])
-    assert main([*verify, "--threshold", "-1"]) == 0 and not np.load(tmp_path / "same.npy").any()
+    assert main([*verify, "--threshold", "-1"]) == 2  # no distance is negative: refused
+    assert "--threshold must be a finite distance >= 0" in capsys.readouterr().err
+    assert main([*verify, "--threshold", "0"]) == 0  # only the identical pairs
+    assert np.array_equal(np.load(tmp_path / "same.npy"), np.arange(40) < 20)
     np.save(tmp_path / "b.npy", x[:3])
     assert main(verify) == 2
     assert "pair them 1:1" in capsys.readouterr().err

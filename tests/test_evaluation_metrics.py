@@ -144,3 +144,20 @@ def test_retrieval_grid_queries_cover_the_classes_before_repeating_one() -> None
     rows = spread_queries(labels, 25, seed=1)
     assert np.bincount(labels[rows], minlength=10).tolist().count(3) == 5  # 25 = 10 + 10 + 5
     assert len(spread_queries(labels[:3], 8)) == 3
+
+
+def test_retrieval_grid_shows_failures_beside_successes() -> None:
+    """Half the grid's queries have a wrong first neighbour, when there are that many."""
+    from tripletnet.evaluation.retrieval import retrieve
+    from tripletnet.evaluation.retrieval_grid import pick_queries
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 25)
+    embeddings = np.eye(4)[labels] * 3 + rng.normal(size=(100, 4))  # some neighbours wrong
+    results = retrieve(embeddings.astype(np.float32), labels)
+    first_right = results.hits_of(slice(None))[:, 0]
+    assert 4 <= (~first_right).sum() <= 96
+    rows = pick_queries(results, 8)
+    assert len(set(rows)) == 8 and (~first_right[rows]).sum() == 4
+    perfect = retrieve(np.eye(4)[labels].astype(np.float32), labels)  # no failure to show
+    assert len(pick_queries(perfect, 8)) == 8

@@ -45,7 +45,8 @@ def test_finetune_from_pretrained_semi_supervised(pretrained: Path, tmp_path: Pa
     assert len(labelled) == 50
     metrics = read_json(out / "metrics.json")
     assert 0.0 <= metrics["classification"]["labelled"]["knn_accuracy"] <= 1.0
-    assert "labelled samples only (1-NN)" in (out / "report.md").read_text()
+    assert "fit on the labelled samples only | 64 |" in (out / "report.md").read_text()
+    assert metrics["classification"]["labelled"]["k"] == 1  # a 1-NN row, in a k column
     assert read_json(out / "config.json")["init"] == str(pretrained)
     assert run.config.labels_per_class == 5
 

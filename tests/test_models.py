@@ -18,7 +18,7 @@ def test_dropout_option_reaches_every_dropout_layer() -> None:
 def test_dropout_is_refused_where_it_cannot_apply() -> None:
     with pytest.raises(TripletnetError, match="no dropout"):
         build_model("semisup-mnist", (1, 28, 28), dropout=0.5)
-    with pytest.raises(TripletnetError, match="--dropout must be in"):
+    with pytest.raises(TripletnetError, match="--dropout must be a finite number >= 0 and < 1"):
         TrainConfig(dropout=1.0).resolved()
 
 

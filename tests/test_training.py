@@ -77,7 +77,7 @@ def test_resume_continues_exactly_where_it_stopped(
         train(tiny_config, tmp_path / "resumed", show_progress=False)
     assert read_metadata(tmp_path / "resumed" / "checkpoint.safetensors")["epoch"] == 2
     monkeypatch.setattr(RandomTripletMethod, "batches", original)
-    train(TrainConfig(), tmp_path / "resumed", resume=True, show_progress=False)
+    train(None, tmp_path / "resumed", resume=True, show_progress=False)
 
     assert len(read_json(tmp_path / "resumed" / "history.json")) == 3
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
@@ -164,3 +164,51 @@ def test_the_sampler_is_recorded_only_for_batch_mining() -> None:
         TrainConfig(sampler="random").resolved()
     assert TrainConfig(loss="multi-similarity").resolved().sampler == "pk"
     assert TrainConfig(loss="multi-similarity", sampler="random").resolved().sampler == "random"
+
+
+def test_resume_with_more_epochs_trains_on_to_the_new_total(
+    tmp_path: Path, tiny_config: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume --epochs N continues a finished run to N epochs; --resume alone on a finished
+    run says there is nothing to train and leaves its report as it is."""
+    from tripletnet.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--triplets-per-epoch", "256", "--test-triplets", "200"]
+    assert main([*args, "--epochs", "1", "--no-progress"]) == 0
+    report = (run / "report.md").read_text()
+    assert "trained 1 epoch\n" in report and "with seed 0" in report
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert "nothing to train" in capsys.readouterr().out
+    assert (run / "report.md").read_text() == report
+    (run / ".checkpoint.safetensors.abc123.tmp").write_bytes(b"left by kill -9")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    assert "trained 3 epochs" in capsys.readouterr().out
+    assert [row["epoch"] for row in read_json(run / "history.json")] == [1, 2, 3]
+    assert read_json(run / "config.json")["epochs"] == 3
+    assert not list(run.glob(".*.tmp"))  # the stale temporary file is gone
+    commands = (run / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and commands[1].endswith("--resume --epochs 3 --no-progress")
+    assert "then `tripletnet train" in (run / "report.md").read_text()
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(
+    tmp_path: Path, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def diverged(self, model, batch, inputs):  # type: ignore[no-untyped-def]
+        return torch.tensor(float("nan"), requires_grad=True), {}
+
+    monkeypatch.setattr(RandomTripletMethod, "loss", diverged)
+    with pytest.raises(TrainingDiverged, match="no epoch finished"):
+        train(tiny_config, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_options_it_cannot_honour(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    train(tiny_config, tmp_path / "run", show_progress=False)
+    changed = TrainConfig(**{**tiny_config.__dict__, "lr": 0.5})
+    with pytest.raises(TripletnetError, match=r"cannot change --lr \(saved: 0.1, given: 0.5\)"):
+        train(changed, tmp_path / "run", resume=True, show_progress=False)
+    fewer = TrainConfig(**{**tiny_config.__dict__, "epochs": 1})
+    with pytest.raises(TripletnetError, match="has already trained 2 epochs"):
+        train(fewer, tmp_path / "run", resume=True, show_progress=False)

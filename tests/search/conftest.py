@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +45,28 @@ def index_dir(tmp_path: Path, embedder: Embedder) -> Path:
     folder = tmp_path / "index"
     index.save(folder)
     return folder
+
+
+@pytest.fixture
+def server(run_dir: Path, index_dir: Path) -> Iterator[tuple[str, int]]:
+    """The service on a free loopback port (uvicorn in a thread)."""
+    uvicorn = pytest.importorskip("uvicorn", reason="the service needs the 'serve' extra")
+    from tripletnet.service import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(run_dir, index_dir), host="127.0.0.1", port=port, log_level="warning"
+    )
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the service did not start")
+        time.sleep(0.05)
+    yield "127.0.0.1", port
+    running.should_exit = True
+    thread.join(timeout=10)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_images import digit_png
+from search_images import bomb_png, digit_png
 
 pytest.importorskip("fastapi", reason="the service needs the 'serve' extra")
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
@@ -32,14 +32,17 @@ def image(row: int = 0, data: bytes | None = None) -> dict[str, tuple[str, bytes
     return {"image": (f"{row}.png", digit_png(row) if data is None else data, "image/png")}
 
 
-def test_health_page_and_openapi(client: TestClient) -> None:
-    health = client.get("/health").json()
+def test_health_page_and_openapi(client: TestClient, run_dir: Path) -> None:
+    answer = client.get("/health")
+    health = answer.json()
     assert (health["dim"], health["count"], health["model"]["architecture"]) == (
         16,
         450,
         "small-conv",
     )
     assert len(health["model"]["fingerprint"]) == 64
+    assert health["model"]["run"] == run_dir.name  # the folder's name, not the server's path
+    assert str(run_dir.parent) not in answer.text and "run_dir" not in health["model"]
     page = client.get("/")
     assert page.status_code == 200 and 'id="results"' in page.text
     paths = client.get("/openapi.json").json()["paths"]
@@ -102,6 +105,7 @@ def test_a_change_over_another_processs_save_gets_409(client: TestClient, index_
     assert response.status_code == 409
     assert "changed by another process" in response.json()["detail"]
     assert "restart the service" in response.json()["detail"]
+    assert str(index_dir.parent) not in response.text  # no server paths in answers
     assert client.delete("/items/5").status_code == 409
     assert len(SearchIndex.load(index_dir)) == 449  # the other process's removal stands
 
@@ -120,6 +124,8 @@ def test_a_change_over_another_processs_save_gets_409(client: TestClient, index_
         ({"files": image(0), "data": {"k": "1000"}}, 422, "between 1 and 50"),
         ({"files": image(0), "data": {"k": "ten"}}, 422, "integer"),
         ({"files": {"picture": ("x.png", b"x", "image/png")}}, 422, "named 'image'"),
+        ({"files": image(0, bomb_png())}, 413, "too large to decode"),
+        ({"json": {"vector": [0.0] * 16, "label": 3}}, 422, "does not take label"),
     ],
 )
 def test_bad_requests_get_clear_errors(
@@ -128,6 +134,80 @@ def test_bad_requests_get_clear_errors(
     response = client.post("/search", **request_kwargs)  # type: ignore[arg-type]
     assert response.status_code == status
     assert message in str(response.json()["detail"])
+
+
+@pytest.mark.parametrize("path", ["/embed", "/search", "/items"])
+def test_a_decompression_bomb_gets_413_and_nothing_is_added(
+    client: TestClient, index_dir: Path, path: str
+) -> None:
+    bomb = bomb_png()
+    assert len(bomb) < 100  # 69 bytes that claim 20000 x 20000 pixels
+    response = client.post(path, files=image(0, bomb))
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"] == (
+        "0.png is too large to decode: its header claims more pixels than Pillow allows "
+        "(a decompression bomb?); send an image of at most 40,000,000 pixels"
+    )
+    assert client.get("/health").json()["count"] == 450
+    assert len(SearchIndex.load(index_dir)) == 450
+
+
+@pytest.mark.parametrize(
+    ("json_label", "form_label", "stored"),
+    [(0, "0", 0), (2**31 - 1, "2147483647", 2**31 - 1), (None, "", None)],
+)
+def test_labels_from_0_to_2_31_minus_1_are_stored(
+    client: TestClient, json_label: int | None, form_label: str, stored: int | None
+) -> None:
+    by_json = client.post("/items", json={"vector": [0.5] * 16, "label": json_label})
+    by_form = client.post("/items", files=image(3), data={"label": form_label})
+    assert (by_json.status_code, by_form.status_code) == (201, 201)
+    assert by_json.json()["label"] == by_form.json()["label"] == stored
+
+
+@pytest.mark.parametrize("label", [1e20, -5, 3.7, 2**31, "x", True, [1]])
+def test_a_json_label_outside_0_to_2_31_minus_1_is_refused(
+    client: TestClient, label: object
+) -> None:
+    response = client.post("/items", json={"vector": [0.5] * 16, "label": label})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"label must be an integer from 0 to 2147483647, got {label!r}"
+    )
+    assert client.get("/health").json()["count"] == 450
+
+
+@pytest.mark.parametrize("label", ["1e20", "-5", "3.7", "abc", "2147483648", "0x10"])
+def test_a_form_label_outside_0_to_2_31_minus_1_is_refused(client: TestClient, label: str) -> None:
+    response = client.post("/items", files=image(3), data={"label": label})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"label must be an integer from 0 to 2147483647, got {label!r}"
+    )
+    assert client.get("/health").json()["count"] == 450
+
+
+def test_an_unforeseen_error_is_a_logged_500_with_json(
+    run_dir: Path,
+    index_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(run_dir, index_dir)
+
+    def broken_search(*args: object) -> None:
+        raise RuntimeError("a bug in /secret/path")
+
+    monkeypatch.setattr(app.state.service.index, "search", broken_search)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/search", files=image(7))
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        detail = response.json()["detail"]
+        assert "internal server error" in detail and "/secret/path" not in detail
+        assert client.get("/health").status_code == 200  # the service goes on
+    assert "POST /search failed" in caplog.text and "a bug in /secret/path" in caplog.text
 
 
 def test_a_streamed_body_over_the_limit_gets_413(client: TestClient) -> None:

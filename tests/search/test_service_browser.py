@@ -8,15 +8,12 @@ where either is missing.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from search_images import digit_png
+from search_images import bomb_png, digit_png
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 uvicorn = pytest.importorskip("uvicorn", reason="the service needs the 'serve' extra")
@@ -28,31 +25,14 @@ if not Path(CHROMIUM).is_file():
         "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
     )
 
-from tripletnet.service import create_app  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
-def base_url(run_dir: Path, index_dir: Path) -> Iterator[str]:
-    """The service on a free loopback port, in a background thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(run_dir, index_dir), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the service did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(server: tuple[str, int]) -> str:
+    host, port = server
+    return f"http://{host}:{port}"
 
 
 @pytest.fixture
@@ -95,3 +75,122 @@ def test_draw_a_digit_and_see_neighbours(page: Any) -> None:
     page.wait_for_selector("#results .hit")
     assert page.locator("#results .hit").count() == 10
     assert "neighbours" in page.inner_text("#status")
+
+
+CARD_BOXES = """() => {
+  const grid = document.querySelector("#results");
+  const columns = getComputedStyle(grid).gridTemplateColumns.split(" ").map(parseFloat);
+  const box = (element) => {
+    const r = element.getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width, height: r.height };
+  };
+  const cards = [...grid.querySelectorAll(".hit")].slice(0, 6).map((card) => {
+    const caption = card.querySelector("figcaption");
+    return {
+      card: box(card), img: box(card.querySelector("img")), caption: box(caption),
+      lineHeight: parseFloat(getComputedStyle(caption).lineHeight),
+      loaded: card.querySelector("img").complete,
+    };
+  });
+  return { grid: box(grid), columns, gap: parseFloat(getComputedStyle(grid).columnGap), cards };
+}"""
+
+
+def inside(inner: dict[str, float], outer: dict[str, float], slack: float = 0.5) -> bool:
+    return (
+        inner["left"] >= outer["left"] - slack
+        and inner["right"] <= outer["right"] + slack
+        and inner["top"] >= outer["top"] - slack
+        and inner["bottom"] <= outer["bottom"] + slack
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 700, 360])
+def test_result_cards_fill_their_cells_and_hold_their_thumbnails(
+    page: Any, tmp_path: Path, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    query = tmp_path / "digit.png"
+    query.write_bytes(digit_png(7))
+    page.wait_for_selector("text=450 items")
+    page.set_input_files("#file", str(query))
+    page.click("#search-file")
+    page.wait_for_selector("#results .hit img")
+    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete)")
+    layout = page.evaluate(CARD_BOXES)
+    columns, gap, grid = layout["columns"], layout["gap"], layout["grid"]
+    assert len(layout["cards"]) == 6 and min(columns) >= 120
+    starts = [grid["left"] + sum(columns[:i]) + gap * i for i in range(len(columns))]
+    for number, found in enumerate(layout["cards"]):
+        card, img, caption = found["card"], found["img"], found["caption"]
+        column = number % len(columns)  # the grid fills row by row
+        assert abs(card["left"] - starts[column]) < 1, (number, card, starts)
+        assert abs(card["width"] - columns[column]) < 1, (number, card, columns)  # the whole cell
+        assert inside(card, grid)
+        assert inside(img, card), (number, img, card)  # the thumbnail sits inside its card
+        assert img["width"] >= 90 and abs(img["width"] - img["height"]) < 1
+        assert inside(caption, card), (number, caption, card)
+        assert caption["height"] <= 2 * found["lineHeight"] + 0.5, (number, caption)  # 2 lines
+
+
+def shows_error(page: Any, *phrases: str) -> str:
+    page.wait_for_selector("#status.error", timeout=10_000)
+    text = page.inner_text("#status")
+    assert all(phrase in text for phrase in phrases), text
+    assert page.locator("#results .hit").count() == 0  # no stale neighbours under an error
+    return text
+
+
+def search_file(page: Any, path: Path) -> None:
+    page.wait_for_selector("text=450 items")
+    page.set_input_files("#file", str(path))
+    page.click("#search-file")
+
+
+def test_a_decompression_bomb_shows_the_services_error(page: Any, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
+    search_file(page, bomb)
+    shows_error(page, "error 413:", "bomb.png is too large to decode")
+
+
+def test_a_text_file_named_png_shows_the_services_error(page: Any, tmp_path: Path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture\n")
+    search_file(page, text)
+    shows_error(page, "error 415:", "notes.png is not a readable image")
+
+
+def test_a_plain_text_500_shows_its_status_and_text(page: Any, tmp_path: Path) -> None:
+    page.route(
+        "**/search",
+        lambda route: route.fulfill(
+            status=500, content_type="text/plain", body="Internal Server Error"
+        ),
+    )
+    query = tmp_path / "digit.png"
+    query.write_bytes(digit_png(7))
+    search_file(page, query)
+    assert shows_error(page) == "error 500: Internal Server Error"
+
+
+def test_a_network_failure_shows_a_message(page: Any, tmp_path: Path) -> None:
+    page.route("**/search", lambda route: route.abort())
+    query = tmp_path / "digit.png"
+    query.write_bytes(digit_png(7))
+    search_file(page, query)
+    shows_error(page, "the search failed", "is the service running?")
+
+
+def test_searching_an_empty_canvas_asks_for_a_drawing(page: Any) -> None:
+    posted: list[str] = []
+    page.on(
+        "request", lambda request: posted.append(request.url) if request.method == "POST" else None
+    )
+    page.wait_for_selector("#draw-panel:not([hidden])")
+    page.click("#search-drawing")
+    shows_error(page, "draw a digit first")
+    page.click("#clear")
+    page.click("#search-drawing")
+    assert page.inner_text("#status") == "draw a digit first"
+    assert posted == []  # refused on the page, without calling the server

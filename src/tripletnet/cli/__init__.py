@@ -41,7 +41,8 @@ cli.add_command(pretrain_command)
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command; print user errors as one line and return 2."""
     try:
-        cli.main(args=argv, prog_name="tripletnet", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        cli.main(args=args, prog_name="tripletnet", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.exceptions.Abort:
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TripletnetError as error:
         click.echo(f"error: {error}", err=True)
+        return 2
+    except OSError as error:  # a path the user gave that cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        click.echo(f"error: {where}{error.strerror or error}", err=True)
         return 2
     return 0
 

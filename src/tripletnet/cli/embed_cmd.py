@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ..errors import TripletnetError
-from ..files import load_npy, save_npy_atomic
+from ..files import load_numeric_npy, save_npy_atomic
+from ..training import TrainedRun
 
 
 @click.command("embed")
@@ -45,7 +46,7 @@ def embed_command(
     run = load_run(run_dir)
     labels = None
     if input_path is not None:
-        samples = load_samples(input_path, tuple(run.spec["input_shape"]))
+        samples = load_samples(input_path, run)
     else:
         data = load_dataset(run.config.dataset, run.config.data_dir, run.config.download)
         part = data.train if split == "train" else data.test
@@ -57,11 +58,18 @@ def embed_command(
     click.echo(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
 
 
-def load_samples(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Raw samples from a .npy (never unpickled), checked to be (N, *input_shape)."""
-    samples = np.asarray(load_npy(path))
+def load_samples(path: Path, run: TrainedRun) -> np.ndarray:
+    """Raw samples from a .npy (never unpickled), checked to be a non-empty (N, *input_shape)
+    array of finite numbers; a warning when their range is far from the training data's."""
+    input_shape = tuple(run.spec["input_shape"])
+    samples = np.asarray(load_numeric_npy(path, "samples"))
     if samples.ndim < 1 or tuple(samples.shape[1:]) != input_shape:
         raise TripletnetError(
             f"{path} has shape {samples.shape}; expected (N, {', '.join(map(str, input_shape))})"
         )
+    if not len(samples):
+        raise TripletnetError(f"{path} holds no samples (shape {samples.shape})")
+    warning = run.normalizer.range_warning(samples)
+    if warning:
+        click.echo(f"warning: {path}: {warning}", err=True)
     return samples

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..files import load_npy
+from ..files import load_numeric_npy
 
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -44,7 +44,9 @@ def search_command(
         queries = embedder.embed_images([read_image(image)])
     else:
         assert vector is not None
-        queries = np.atleast_2d(load_npy(vector))
+        queries = np.atleast_2d(load_numeric_npy(vector, "query vectors"))
+        if not queries.size:
+            raise TripletnetError(f"{vector} holds no query vectors (shape {queries.shape})")
     for number, hits in enumerate(index.search(queries, k)):
         if len(queries) > 1:
             click.echo(f"query {number}")

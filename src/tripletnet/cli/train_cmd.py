@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import time
+import itertools
+import shlex
+import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from ..data import DATASETS
+from ..files import read_json_object, write_text_atomic
 from ..models import ARCHITECTURES
+from ..text import plural
 from ..training.batch_mining import LOSS_NAMES, MINERS, SAMPLERS
 from ..training.config import METHODS, PRECISIONS, TrainConfig
+from ..training.run_folder import COMMAND
 from .few_labels_options import few_label_options
 
 
@@ -106,9 +113,14 @@ def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder (default: runs/DATASET-METHOD-TIMESTAMP).",
+    help="Run folder (default: runs/DATASET-METHOD, numbered -2, -3, ... when it exists).",
 )
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out with its saved options; a larger --epochs trains on to the "
+    "new total (the learning-rate schedule is stretched over it), --device may change.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the run folder --out if it exists.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @few_label_options
@@ -124,21 +136,64 @@ def train_command(
     from ..evaluation.report import evaluate_run, result_table
     from ..training import train
 
-    config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
+    if resume and overwrite:
+        raise click.UsageError("choose one of --resume (continue --out) and --overwrite")
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
-    if out is None:
-        out = (
-            Path("runs")
-            / f"{config.dataset}-{config.loss or config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
+    config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
+    if resume:
+        assert out is not None
+        config = _resumed(out, config)
     config.resolved()  # check the options before touching the run folder
+    out = out or default_run_folder(config)
     summary = train(config, out, resume=resume, overwrite=overwrite, show_progress=not no_progress)
+    if summary.get("already_finished") and (out / "metrics.json").is_file():
+        click.echo(
+            f"nothing to train: {out} has finished its {plural(summary['epochs'], 'epoch')}; "
+            f"its report is {out / 'report.md'} (evaluate it again with 'tripletnet evaluate {out}')"
+        )
+        return
+    earlier = (
+        (out / COMMAND).read_text(encoding="utf-8") if resume and (out / COMMAND).is_file() else ""
+    )
+    write_text_atomic(out / COMMAND, earlier + command_line() + "\n")
     click.echo(
-        f"trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
+        f"trained {plural(summary['epochs'], 'epoch')} in {summary['train_seconds']:.1f} s "
         f"({summary['images_per_second']:.0f} images/s); evaluating..."
     )
     metrics = evaluate_run(out)
     click.echo(result_table(metrics))
     click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
     click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")
+
+
+def _resumed(out: Path, given: TrainConfig) -> TrainConfig:
+    """The saved configuration of ``out`` with the options given on this command line
+    (``train`` checks which of them a resumed run may change)."""
+    context = click.get_current_context()
+    explicit = {
+        name
+        for name, source in ((p, context.get_parameter_source(p)) for p in context.params)
+        if source not in (ParameterSource.DEFAULT, None)
+    }
+    explicit |= {"data_dir"} if given.data_dir is not None else set()
+    saved = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
+    return replace(
+        saved, **{f.name: getattr(given, f.name) for f in fields(given) if f.name in explicit}
+    )
+
+
+def command_line() -> str:
+    """This invocation of tripletnet, as a shell would take it."""
+    root = click.get_current_context().find_root().obj or {}
+    return shlex.join(["tripletnet", *root.get("argv", sys.argv[1:])])
+
+
+def default_run_folder(config: TrainConfig) -> Path:
+    """runs/DATASET-METHOD, or runs/DATASET-METHOD-2, -3, ... when that exists already."""
+    name = f"{config.dataset}-{config.loss or config.method}"
+    for number in itertools.count(1):
+        folder = Path("runs") / (name if number == 1 else f"{name}-{number}")
+        if not folder.exists():
+            return folder
+    raise AssertionError("unreachable")

@@ -4,6 +4,7 @@ saved in the run folder."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -46,6 +47,11 @@ def verify_command(
     from ..evaluation.verification import load_threshold, pair_distances
     from ..training import load_run
 
+    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):
+        raise TripletnetError(
+            f"--threshold must be a finite distance >= 0, got {threshold}; calibrate one with "
+            "'tripletnet evaluate RUN_DIR --calibrate-far 1e-3'"
+        )
     run = load_run(run_dir)
     if threshold is None:
         saved = load_threshold(run_dir)
@@ -55,8 +61,7 @@ def verify_command(
                 "--calibrate-far 1e-3' first, or pass --threshold"
             )
         threshold = float(saved["distance_threshold"])
-    shape = tuple(run.spec["input_shape"])
-    a, b = load_samples(first, shape), load_samples(second, shape)
+    a, b = load_samples(first, run), load_samples(second, run)
     if len(a) != len(b):
         raise TripletnetError(
             f"--first has {len(a)} samples but --second has {len(b)}; pair them 1:1"

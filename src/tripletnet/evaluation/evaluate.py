@@ -19,7 +19,7 @@ from .classify import (
 )
 from .clustering import clustering_scores
 from .confidence import bootstrap_ci
-from .inputs import labelled, require_classes
+from .inputs import EvaluationInputError, labelled, require_classes
 from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
@@ -76,6 +76,12 @@ def evaluate_embeddings(
     if gallery is not None and gallery_labels is not None:
         gallery, gallery_labels = labelled(
             gallery, gallery_labels, "gallery embeddings", "gallery labels"
+        )
+    candidates = len(queries) - 1 if gallery is None else len(gallery)
+    if not 1 <= k <= candidates:
+        raise EvaluationInputError(
+            f"k = {k}, but the k-NN classifiers have {candidates} gallery items to vote; "
+            f"choose k from 1 to {candidates}"
         )
     results = retrieve(
         queries, query_labels, gallery, gallery_labels, at_least=max(k, GRID_NEIGHBOURS)

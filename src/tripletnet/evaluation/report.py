@@ -12,7 +12,8 @@ import torch
 from ..data import load_dataset
 from ..files import read_json
 from ..sampling import fixed_test_triplets
-from ..training.run_folder import load_run
+from ..text import plural
+from ..training.run_folder import COMMAND, load_run
 from ..training.semi_supervised import LABELLED
 from .classify import knn_accuracy, linear_probe_accuracy
 from .embed import embed
@@ -74,6 +75,7 @@ def evaluate_run(
             "dim": int(train_emb.shape[1]),
             "linear_accuracy": classifiers["linear_probe_accuracy"],
             "knn_accuracy": classifiers["knn_majority_accuracy"],
+            "k": k,
         }
     }
     labelled_path = Path(run_dir) / LABELLED
@@ -96,6 +98,8 @@ def evaluate_run(
         "train_size": len(data.train),
         "test_size": len(data.test),
         "k": k,
+        "seed": config.seed,
+        "command": _command(out),
         "test_triplets": len(triplets),
         "test_triplet_error": triplet_error(test_emb, triplets),
         "classification": rows,
@@ -126,11 +130,19 @@ def evaluate_run(
     return metrics
 
 
+def _command(run_dir: Path) -> str | None:
+    """The command lines that trained the run (command.txt: the first, then each --resume),
+    where they were recorded."""
+    path = run_dir / COMMAND
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def _classification(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int
 ) -> dict[str, Any]:
     return {
         "dim": int(np.prod(train_x.shape[1:])),
+        "k": k,
         "linear_accuracy": linear_probe_accuracy(train_x, train_y, test_x, test_y),
         "knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, k),
     }
@@ -139,24 +151,31 @@ def _classification(
 def result_table(metrics: dict[str, Any]) -> str:
     """A Markdown table: one row per feature set, the classifiers' test accuracy in columns."""
     k = metrics["k"]
-    lines = [f"| features | dim | linear classifier | {k}-NN |", "|---|---:|---:|---:|"]
+    lines = ["| features | dim | linear classifier | k-NN | k |", "|---|---:|---:|---:|---:|"]
     names = {"embedding": f"{metrics['method']} embedding", "raw": "raw inputs (baseline)"}
-    names["labelled"] = f"{metrics['method']} embedding, fit on the labelled samples only (1-NN)"
+    names["labelled"] = f"{metrics['method']} embedding, fit on the labelled samples only"
     for key, row in metrics["classification"].items():
         lines.append(
-            f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | {row['knn_accuracy']:.2%} |"
+            f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | "
+            f"{row['knn_accuracy']:.2%} | {row.get('k', k)} |"
         )
     return "\n".join(lines)
 
 
 def render_report(metrics: dict[str, Any]) -> str:
     training = metrics["training"]
+    commands = (metrics.get("command") or "").splitlines()
+    trained_by = (
+        "\n\nTrained by " + ", then ".join(f"`{line}`" for line in commands) + "."
+        if commands
+        else ""
+    )
     return f"""# tripletnet report: {metrics["dataset"]}, {metrics["method"]}
 
-Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding, trained {training["epochs"]} epochs
-in {training["seconds"]:.1f} s. Test accuracy on {metrics["test_size"]} samples; the classifiers
-are fit on the {metrics["train_size"]} training samples (the paper's protocol: a linear classifier
-on the train embeddings).
+Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding, trained {plural(training["epochs"], "epoch")}
+in {training["seconds"]:.1f} s with seed {metrics.get("seed", "?")}. Test accuracy on
+{metrics["test_size"]} samples; the classifiers are fit on the {metrics["train_size"]} training
+samples (the paper's protocol: a linear classifier on the train embeddings).{trained_by}
 
 {result_table(metrics)}
 

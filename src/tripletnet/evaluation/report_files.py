@@ -144,8 +144,10 @@ def render_evaluation(metrics: dict[str, Any], title: str) -> str:
     lines = [
         f"## Embedding metrics: {title}",
         "",
-        f"{metrics['queries']} queries, {metrics['embedding_dim']}-d embeddings, retrieval {setting} "
-        f"(k = {retrieval['k']}). Brackets: {level} percentile-bootstrap intervals over queries "
+        f"{metrics['queries']} queries, {metrics['embedding_dim']}-d embeddings, retrieval {setting}: "
+        f"the {retrieval['k']} nearest items of each query, at least as many as the largest "
+        "class has relevant items (R), so that R-Precision and MAP@R are exact. Brackets: "
+        f"{level} percentile-bootstrap intervals over queries "
         f"({metrics['bootstrap_resamples']} resamples).",
         "",
         "| retrieval | value |",

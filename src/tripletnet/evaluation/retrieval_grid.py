@@ -1,5 +1,6 @@
 """The retrieval grid: each query image with its nearest gallery images, framed green when the
-neighbour has the query's class and red when not."""
+neighbour has the query's class and red when not. Half the rows are failures (a wrong first
+neighbour) where there are any: they are what a user studies."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def spread_queries(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return np.sort(order[np.argsort(rank, kind="stable")[:count]])
 
 
+def pick_queries(results: RetrievalResults, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` query rows: up to half of them with a wrong first neighbour, the rest with a
+    right one (more of either when the other runs short), each part spread over the classes."""
+    first_right = results.hits_of(slice(None))[:, 0]
+    wrong, right = np.flatnonzero(~first_right), np.flatnonzero(first_right)
+    take_wrong = min(len(wrong), max(count // 2, count - len(right)))
+    chosen = [
+        part[spread_queries(results.query_labels[part], size, seed)]
+        for part, size in ((wrong, take_wrong), (right, count - take_wrong))
+        if size and len(part)
+    ]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
 def plot_retrieval_grid(
     results: RetrievalResults,
     query_images: np.ndarray,
@@ -46,10 +61,10 @@ def plot_retrieval_grid(
     neighbours: int = 8,
     seed: int = 0,
 ) -> Path:
-    """One row per query (random, from as many classes as possible): the query, then its top
-    ``neighbours`` results."""
+    """One row per query: the query, then its top ``neighbours`` results. The queries are
+    random, from as many classes as possible, half of them failures (``pick_queries``)."""
     neighbours = min(neighbours, results.k)
-    rows = spread_queries(results.query_labels, queries, seed)
+    rows = pick_queries(results, queries, seed)
     fig, axes = plt.subplots(
         len(rows),
         neighbours + 1,
@@ -59,7 +74,10 @@ def plot_retrieval_grid(
     )
     hits = results.hits_of(rows)
     for row, query, query_hits in zip(axes, rows, hits, strict=True):
-        cells = [(query_images[query], "black", f"query\nclass {results.query_labels[query]}")]
+        verdict = "" if query_hits[0] else "\n(top-1 wrong)"
+        cells = [
+            (query_images[query], "black", f"query{verdict}\nclass {results.query_labels[query]}")
+        ]
         for rank, gallery_row in enumerate(results.ids[query, :neighbours], start=1):
             colour = "tab:green" if query_hits[rank - 1] else "tab:red"
             cells.append((gallery_images[gallery_row], colour, f"#{rank}"))
@@ -71,5 +89,9 @@ def plot_retrieval_grid(
                 spine.set_edgecolor(colour)
                 spine.set_linewidth(3)
             ax.set_title(label, fontsize=7)
-    fig.suptitle(title + "\n(green: same class as the query, red: different class)", fontsize=9)
+    fig.suptitle(
+        title + "\n(green: same class as the query, red: different class; "
+        "half the rows are queries whose first neighbour is wrong)",
+        fontsize=9,
+    )
     return _save(fig, path)

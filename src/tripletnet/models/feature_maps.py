@@ -33,6 +33,12 @@ def feature_map(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
     return out
 
 
+def patch_positions(size: tuple[int, ...] | torch.Size, patch_size: int) -> int:
+    """How many places a ``patch_size`` square patch has in a map of ``size`` (H, W)."""
+    height, width = size
+    return max(0, height - patch_size + 1) * max(0, width - patch_size + 1)
+
+
 @torch.no_grad()
 def default_layer(model: nn.Module, input_shape: tuple[int, ...], patch_size: int = 1) -> int:
     """The deepest layer whose output is a spatial map with room for two different
@@ -44,15 +50,12 @@ def default_layer(model: nn.Module, input_shape: tuple[int, ...], patch_size: in
     out, best = torch.zeros(1, *input_shape, device=device), 0
     for index, module in enumerate(net, start=1):
         out = module(out)
-        if (
-            out.ndim == 4
-            and (out.shape[-2] - patch_size + 1) * (out.shape[-1] - patch_size + 1) > 1
-        ):
+        if out.ndim == 4 and patch_positions(out.shape[-2:], patch_size) > 1:
             best = index
     model.train(was_training)
     if best == 0:
         raise TripletnetError(
             f"{type(model).__name__} has no spatial feature map with room for two "
-            f"{patch_size}x{patch_size} patches"
+            f"{patch_size}x{patch_size} patches; choose a smaller --patch-size"
         )
     return best

@@ -9,10 +9,10 @@ import numpy as np
 
 from ..data import load_dataset
 from ..errors import TripletnetError
-from ..files import load_npy
+from ..files import load_numeric_npy
 from .embedder import Embedder
 from .images import IMAGE_SUFFIXES, read_image
-from .index import SearchIndex
+from .index import SearchIndex, check_label
 
 
 @dataclass
@@ -79,20 +79,23 @@ def from_images(embedder: Embedder, folder: Path) -> Collection:
 
 def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) -> Collection:
     """Embeddings the user made with this run (e.g. ``tripletnet embed``); no thumbnails."""
-    array = np.asarray(load_npy(vectors))
-    if array.ndim != 2 or array.shape[1] != embedder.dim:
+    array = np.asarray(load_numeric_npy(vectors, "embeddings"))
+    if array.ndim != 2 or array.shape[1] != embedder.dim or not len(array):
         raise TripletnetError(
             f"{vectors} has shape {array.shape}; expected (N, {embedder.dim}), "
-            "embeddings of the run's model"
+            "embeddings of the run's model (at least one row)"
         )
     label_list: list[int | None] = [None] * len(array)
     if labels is not None:
-        label_array = np.asarray(load_npy(labels))
+        label_array = np.asarray(load_numeric_npy(labels, "labels"))
         if label_array.shape != (len(array),):
             raise TripletnetError(
                 f"{labels} has shape {label_array.shape}; expected ({len(array)},)"
             )
-        label_list = [int(y) for y in label_array]
+        try:
+            label_list = [check_label(y) for y in label_array.tolist()]
+        except TripletnetError as error:
+            raise TripletnetError(f"{labels}: {error}") from None
     return Collection(
         vectors=array.astype(np.float32),
         labels=label_list,

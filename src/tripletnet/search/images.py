@@ -8,6 +8,8 @@ RGB, resized to H x W, rescaled) before the run's normaliser sees it, exactly li
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,27 +20,55 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import TripletnetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # what Pillow may try to decode
 MAX_PIXELS = 40_000_000  # refuse decompression bombs
 THUMBNAIL_SIDE = 32
 PIXEL_TOP = {"digits": 16.0}  # datasets whose loader does not return uint8 0..255
+_WARNINGS = threading.Lock()  # catch_warnings changes process-wide state: one thread at a time
 
 
 class ImageError(TripletnetError, ValueError):
     """Bytes that are not a readable image, or an image too large to decode."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image whose header claims more pixels than MAX_PIXELS (e.g. a decompression bomb)."""
+
+
 def decode_image(data: bytes, name: str = "upload") -> Image.Image:
-    """Decode image bytes (PNG, JPEG, ...) or raise ImageError saying what went wrong."""
+    """Decode image bytes (PNG, JPEG, ...) or raise ImageError saying what went wrong.
+
+    The size in the header is checked against MAX_PIXELS before any pixel is decoded, whatever
+    Pillow's own limit (``Image.MAX_IMAGE_PIXELS``) is; Pillow refusing an image is reported alike.
+    Only FORMATS are tried, so no file reaches a decoder such as EPS's (Ghostscript)."""
+    too_large = f"send an image of at most {MAX_PIXELS:,} pixels"
     try:
-        image = Image.open(io.BytesIO(data))
+        with _WARNINGS, warnings.catch_warnings():  # DecompressionBombWarning, bad TIFF tags
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
         if image.width * image.height > MAX_PIXELS:
-            raise ImageError(f"{name}: {image.width}x{image.height} pixels is too large")
+            raise ImageTooLargeError(
+                f"{name} is too large to decode: {image.width}x{image.height} pixels; {too_large}"
+            )
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, ImageError):
-            raise
+    except Image.DecompressionBombError as error:  # over twice Pillow's limit
+        raise ImageTooLargeError(
+            f"{name} is too large to decode: its header claims more pixels than Pillow allows "
+            f"(a decompression bomb?); {too_large}"
+        ) from error
+    except ImageError:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        UserWarning,
+    ) as error:
+        # UserWarning: Pillow's warnings about a damaged file, where warnings are made errors
         raise ImageError(
-            f"{name} is not a readable image (send a PNG, JPEG, BMP, GIF or WebP file)"
+            f"{name} is not a readable image (send a PNG, JPEG, BMP, GIF, WebP or TIFF file)"
         ) from error
     return image
 
@@ -74,9 +104,15 @@ class RawFormat:
                 "query it with a vector instead"
             )
         channels, height, width = self.shape
-        converted = image.convert("L" if channels == 1 else "RGB").resize(
-            (width, height), Image.Resampling.BILINEAR
-        )
+        try:
+            converted = image.convert("L" if channels == 1 else "RGB").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+        except (ValueError, OSError) as error:  # e.g. a LAB TIFF
+            raise ImageError(
+                f"cannot convert an image of mode {image.mode} to "
+                f"{'greyscale' if channels == 1 else 'RGB'}; send a greyscale or RGB image"
+            ) from error
         pixels = np.asarray(converted, dtype=np.uint8)
         sample = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1).copy()
         if self.top == 255.0:

@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 
 from ..errors import TripletnetError
-from ..files import read_json
+from ..files import load_npy, read_json_object
 from .locking import ReadWriteLock
 from .store import IndexFolderError, current_version, write_version
 
@@ -74,6 +74,23 @@ def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
     nbits = int(min(8, max(4, math.floor(math.log2(max(count, 1) / 39)))))
     m = max(d for d in range(1, dim + 1) if dim % d == 0 and dim // d >= 4) if dim >= 4 else 1
     return nlist, m, nbits
+
+
+MAX_LABEL = 2**31 - 1
+
+
+def check_label(label: object) -> int | None:
+    """An item's label: None, or a whole number from 0 to MAX_LABEL (a float such as 3.7 or
+    1e20 is refused, never truncated)."""
+    if label is None:
+        return None
+    if isinstance(label, bool) or not isinstance(label, int | np.integer | float | np.floating):
+        raise TripletnetError(f"a label must be an integer class id, got {label!r}")
+    if isinstance(label, float | np.floating) and not float(label).is_integer():
+        raise TripletnetError(f"a label must be an integer class id, got {label!r}")
+    if not 0 <= label <= MAX_LABEL:
+        raise TripletnetError(f"a label must be from 0 to {MAX_LABEL}, got {label!r}")
+    return int(label)
 
 
 class SearchIndex:
@@ -178,7 +195,11 @@ class SearchIndex:
 
     def check_vectors(self, vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         """(N, dim) float32, finite; a clear error otherwise."""
-        array = np.asarray(vectors, dtype=np.float32)
+        try:
+            array = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError):
+            kind = getattr(vectors, "dtype", type(vectors).__name__)
+            raise TripletnetError(f"vectors must be numbers, got {kind}") from None
         if array.ndim == 1:
             array = array[None, :]
         if array.ndim != 2 or array.shape[1] != self.dim:
@@ -202,6 +223,8 @@ class SearchIndex:
         for name, values in (("labels", labels), ("sources", sources), ("thumbnails", thumbnails)):
             if values is not None and len(values) != count:
                 raise TripletnetError(f"{count} vectors but {len(values)} {name}")
+        if labels is not None:
+            labels = [check_label(label) for label in labels]
         with self._lock.writing():
             if self._faiss is None:
                 self._faiss = self._new_faiss(training=vectors)
@@ -212,7 +235,7 @@ class SearchIndex:
             for row, item_id in enumerate(ids.tolist()):
                 label = None if labels is None else labels[row]
                 source = None if sources is None else sources[row]
-                self.items[item_id] = Item(item_id, None if label is None else int(label), source)
+                self.items[item_id] = Item(item_id, label, source)
                 if thumbnails is not None:
                     self.thumbnails[item_id] = np.asarray(thumbnails[row], dtype=np.uint8)
         return ids
@@ -355,28 +378,47 @@ class SearchIndex:
         """Read the live version of an index folder (never unpickles anything)."""
         folder = current_version(root)
         try:
-            manifest = read_json(folder / "manifest.json")
-            columns = read_json(folder / "items.json")
-        except (OSError, ValueError) as error:
-            raise IndexFolderError(f"{folder} is incomplete or corrupt: {error}") from error
+            return cls._read(Path(root), folder)
+        except (TripletnetError, OSError, ValueError, KeyError, TypeError) as error:
+            # hand-edited JSON gives KeyError or TypeError
+            what = str(error) if isinstance(error, TripletnetError) else f"{folder}: {error!r}"
+            raise IndexFolderError(
+                f"{what}; restore the index from a backup or rebuild it with "
+                "'tripletnet index build --overwrite'"
+            ) from None
+
+    @classmethod
+    def _read(cls, root: Path, folder: Path) -> SearchIndex:
+        manifest = read_json_object(folder / "manifest.json")
+        columns = read_json_object(folder / "items.json")
         if manifest.get("format") != FORMAT:
             raise IndexFolderError(
                 f"{folder} has index format {manifest.get('format')!r}; this tripletnet reads {FORMAT}"
             )
         model = ModelRef(**manifest["model"]) if manifest.get("model") else None
         index = cls(manifest["dim"], manifest["kind"], model, manifest["params"])
-        index._read_from = (Path(root).resolve(), folder.name)
+        index._read_from = (root.resolve(), folder.name)
         index.next_id = int(manifest["next_id"])
         index.class_names = list(manifest.get("class_names", []))
         if (folder / "index.faiss").is_file():
             blob = np.fromfile(folder / "index.faiss", dtype=np.uint8)
-            loaded: Any = faiss.deserialize_index(blob)
+            try:
+                loaded: Any = faiss.deserialize_index(blob)
+            except RuntimeError:  # faiss's message is a C++ assertion; say what it means
+                raise IndexFolderError(
+                    f"{folder / 'index.faiss'} is truncated or not a FAISS index"
+                ) from None
             index._faiss = loaded
             index._tune(loaded)
-        rows = zip(columns["ids"], columns["labels"], columns["sources"], strict=True)
+        names = ("ids", "labels", "sources")
+        if len({len(columns[name]) for name in names}) != 1:
+            raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
+        rows = zip(*(columns[name] for name in names), strict=True)
         index.items = {i: Item(i, label, source) for i, label, source in rows}
         if (folder / "thumbnails.npy").is_file():
-            thumbs = np.load(folder / "thumbnails.npy", allow_pickle=False)
+            thumbs = load_npy(folder / "thumbnails.npy")
+            if len(thumbs) != len(columns["thumbnail_ids"]):
+                raise IndexFolderError(f"{folder / 'thumbnails.npy'} does not match items.json")
             index.thumbnails = dict(zip(columns["thumbnail_ids"], thumbs, strict=True))
         stored = 0 if index._faiss is None else index._faiss.ntotal
         if stored != len(index.items):

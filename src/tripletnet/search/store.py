@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
 
 from ..errors import TripletnetError
-from ..files import write_text_atomic
+from ..files import make_temporary_folder, remove_stale_temporaries, write_text_atomic
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -98,8 +97,9 @@ def write_version(
 def _write_locked(root: Path, files: dict[str, FileWriter]) -> Path:
     for stale in root.glob(".tmp-v*"):  # left by a crash mid-save
         shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(root)  # a CURRENT half-written by a crash
     number = max(_versions(root), default=0) + 1
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-v{number:06d}-", dir=root))
+    staging = make_temporary_folder(root, prefix=f".tmp-v{number:06d}-")
     try:
         for name, writer in files.items():
             writer(staging / name)

@@ -8,29 +8,38 @@
     GET    /health             model, dim, count
     GET    /                   the web page; /docs and /openapi.json the API
 
+Every error is JSON with a one-line ``detail``: 4xx for bad requests (413 for a body or an image
+too large, 415 for what is not an image), 500 (logged) for anything unforeseen.
+
 Work that needs the CPU (decoding, embedding, FAISS, saving) runs in worker threads; the index's
 readers-writer lock lets searches run together while an add or a removal runs alone.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile
 
 from ..search import Embedder, ImageError, IndexChangedError, Item, SearchIndex, decode_image
-from ..search.images import png_bytes
+from ..search.images import ImageTooLargeError, png_bytes
+from ..search.index import MAX_LABEL
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_K = 1000
+LABEL_RULE = f"label must be an integer from 0 to {MAX_LABEL}"
+MAX_SOURCE = 1000  # characters in an item's source
 THUMBNAIL_SCALE = 4
 
 _JSON_OR_IMAGE = {
@@ -72,13 +81,37 @@ _IMAGE_ONLY = {
 DEFAULT_K = 10
 
 
-class VectorQuery(BaseModel):
-    """A query or a new item given as an embedding; ``k`` is read by /search only."""
+def label_value(value: Any) -> int | None:
+    """A label from JSON or a form field (None, an int or a string of one) in 0..MAX_LABEL."""
+    if value is None:
+        return None
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        number = int(value)
+    if number is None or not 0 <= number <= MAX_LABEL:
+        raise ValueError(f"{LABEL_RULE}, got {value!r}")
+    return number
 
-    vector: list[float]
-    k: int | None = None  # default: 10, or the service's --max-k when smaller
-    label: int | None = None
-    source: str | None = None
+
+class VectorQuery(BaseModel):
+    """A query (vector, k: /search) or a new item (vector, label, source: /items)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vector: list[Annotated[float, Field(strict=True)]]  # numbers: no true, no "1"
+    k: int | None = Field(None, strict=True)  # default: 10, or the service's --max-k when smaller
+    label: int | None = Field(None, ge=0, le=MAX_LABEL)
+    source: str | None = Field(None, max_length=MAX_SOURCE)
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _check_label(cls, value: Any) -> int | None:
+        try:
+            return label_value(value)
+        except ValueError as error:
+            raise PydanticCustomError("label", "{message}", {"message": str(error)}) from None
 
 
 class Service:
@@ -96,10 +129,12 @@ class Service:
             raise _unprocessable(
                 f"the vector has {len(values)} values; this index holds {self.index.dim}-d vectors"
             )
-        array = np.asarray(values, dtype=np.float32)[None]
+        array = np.asarray(values, dtype=np.float64)[None]
         if not np.isfinite(array).all():
             raise _unprocessable("the vector must be finite (no NaN or infinity)")
-        return array
+        if np.abs(array).max() > np.finfo(np.float32).max:
+            raise _unprocessable("the vector must be finite in float32 (values within ±3.4e38)")
+        return array.astype(np.float32)
 
     def k(self, value: Any) -> int:
         if value is None:
@@ -113,11 +148,13 @@ class Service:
         return k
 
     def embed_upload(self, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """An uploaded image's raw sample and embedding; 415 if it is not an image."""
+        """An uploaded image's raw sample and embedding; 415 if not an image, 413 if too large."""
         if not self.images:
             raise HTTPException(415, "this model does not take images; send a JSON vector")
         try:
             sample = self.embedder.samples([decode_image(data, name)])
+        except ImageTooLargeError as error:
+            raise HTTPException(413, str(error)) from error
         except ImageError as error:
             raise HTTPException(415, str(error)) from error
         return sample, self.embedder.embed_samples(sample)
@@ -144,9 +181,11 @@ class Service:
         """Save the index's changes; 409 if another process has saved the folder since."""
         try:
             self.index.save_changes(self.index_dir)
-        except IndexChangedError as error:
+        except IndexChangedError as error:  # its message would show the folder's full path
             raise HTTPException(
-                409, f"{error}. This change is not saved: restart the service to load the index"
+                409,
+                f"the index {self.index_dir.name} was changed by another process since the "
+                "service loaded it. This change is not saved: restart the service to load the index",
             ) from error
 
 
@@ -154,26 +193,67 @@ def _unprocessable(message: str) -> HTTPException:
     return HTTPException(422, message)
 
 
-async def _read_query(request: Request) -> tuple[VectorQuery | None, dict[str, Any]]:
-    """A JSON VectorQuery, or (None, the multipart fields with the image's bytes)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+async def _read_query(
+    request: Request, takes: Sequence[str]
+) -> tuple[VectorQuery | None, dict[str, Any]]:
+    """A JSON VectorQuery, or (None, the multipart fields with the image's bytes and name).
+
+    ``takes`` names the fields the route reads besides the vector or image: any other is a 422,
+    not silently ignored."""
+    route = f"{request.method} {request.url.path}"
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
         try:
-            return VectorQuery.model_validate_json(await request.body()), {}
+            query = VectorQuery.model_validate_json(await request.body())
         except ValidationError as error:
             raise RequestValidationError(error.errors()) from error
-    if content_type.startswith("multipart/form-data"):
+        _refuse_unknown(route, query.model_fields_set - {"vector"}, takes)
+        return query, {}
+    if content_type == "multipart/form-data":
         form = await request.form()
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise _unprocessable("send the image as a multipart file field named 'image'")
-        fields: dict[str, Any] = {key: value for key, value in form.items() if key != "image"}
+        _refuse_unknown(route, set(form.keys()) - {"image"}, takes)
+        for key in form:
+            if len(form.getlist(key)) > 1:
+                raise _unprocessable(f"send one '{key}' field, not {len(form.getlist(key))}")
+        fields: dict[str, Any] = {}
+        for key, value in form.items():
+            if key != "image" and not isinstance(value, str):
+                raise _unprocessable(f"'{key}' must be a plain form field, not a file")
+            fields[key] = value
         fields["image"] = await upload.read()
-        fields["filename"] = Path(upload.filename or "upload").name
+        fields["filename"] = upload_name(upload.filename)
         return None, fields
     raise HTTPException(
         415, "send JSON ({'vector': [...]}) or multipart/form-data with an 'image' file"
     )
+
+
+def _refuse_unknown(route: str, given: set[str], takes: Sequence[str]) -> None:
+    unknown = sorted(given - set(takes))
+    if unknown:
+        allowed = ", ".join(takes) or "nothing else"
+        raise _unprocessable(f"{route} does not take {', '.join(unknown)} (it takes {allowed})")
+
+
+def upload_name(filename: str | None) -> str:
+    """An upload's file name without folders or '..', for messages and item sources."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(char for char in name if char.isprintable()).strip(". ")
+    return name or "upload"
+
+
+def _validation_detail(errors: Sequence[Any]) -> str:
+    """Pydantic's errors as one line: 'vector: Input should be a valid list; ...'."""
+    lines = []
+    for error in errors:
+        where = ".".join(str(part) for part in error["loc"] if part not in ("body", "path"))
+        where = where or "JSON body"  # the body's own errors: not JSON, not an object
+        message = str(error["msg"])
+        lines.append(message if message.startswith(where) else f"{where}: {message}")
+    return "; ".join(lines)
 
 
 def create_app(
@@ -183,7 +263,7 @@ def create_app(
     max_k: int = MAX_K,
 ) -> FastAPI:
     """The service for the model of ``run_dir`` and the index in ``index_dir`` (same model)."""
-    from .limits import BodySizeLimit
+    from .limits import BodySizeLimit, JsonErrors
 
     embedder = Embedder.from_run(run_dir)
     index = SearchIndex.load(index_dir)
@@ -194,7 +274,13 @@ def create_app(
         description="Search by example with a trained tripletnet embedding model.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(JsonErrors)  # the outermost: it also catches BodySizeLimit's errors
     app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(error.errors())}, status_code=422)
+
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -210,7 +296,7 @@ def create_app(
                 "fingerprint": embedder.ref.fingerprint,
                 "architecture": spec["architecture"],
                 "input_shape": spec["input_shape"],
-                "run_dir": embedder.ref.run_dir,
+                "run": Path(run_dir).resolve().name,  # not the full path: it is the server's
             },
             "dim": index.dim,
             "count": len(index),
@@ -222,7 +308,7 @@ def create_app(
 
     @app.post("/embed", openapi_extra=_IMAGE_ONLY)
     async def embed_image(request: Request) -> dict[str, Any]:
-        query, fields = await _read_query(request)
+        query, fields = await _read_query(request, takes=())
         if query is not None:
             raise HTTPException(415, "POST /embed takes a multipart image upload")
         _, vector = await run_in_threadpool(
@@ -232,7 +318,7 @@ def create_app(
 
     @app.post("/search", openapi_extra=_JSON_OR_IMAGE)
     async def search(request: Request) -> dict[str, Any]:
-        query, fields = await _read_query(request)
+        query, fields = await _read_query(request, takes=("k",))
         if query is not None:
             k, vector = service.k(query.k), service.vector(query.vector)
         else:
@@ -245,17 +331,24 @@ def create_app(
 
     @app.post("/items", status_code=201, openapi_extra=_JSON_OR_IMAGE)
     async def add_item(request: Request) -> dict[str, Any]:
-        query, fields = await _read_query(request)
+        query, fields = await _read_query(request, takes=("label", "source"))
         thumbnails = None
         if query is not None:
             vector, label, source = service.vector(query.vector), query.label, query.source
         else:
+            try:
+                label = label_value(fields.get("label") or None)
+            except ValueError as error:
+                raise _unprocessable(str(error)) from None
+            source = str(fields.get("source") or fields["filename"])
+            if len(source) > MAX_SOURCE:
+                raise _unprocessable(
+                    f"source must be at most {MAX_SOURCE} characters, got {len(source)}"
+                )
             sample, vector = await run_in_threadpool(
                 service.embed_upload, fields["image"], fields["filename"]
             )
             thumbnails = embedder.thumbnails(sample)
-            label = _optional_int(fields.get("label"), "label")
-            source = str(fields.get("source") or fields["filename"])
         ids = await run_in_threadpool(index.add, vector, [label], [source], thumbnails)
         await run_in_threadpool(service.save)
         return service.item(int(ids[0]))
@@ -280,15 +373,6 @@ def create_app(
 
     _add_vector_schema(app)
     return app
-
-
-def _optional_int(value: Any, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise _unprocessable(f"{name} must be an integer, got {value!r}") from None
 
 
 def _add_vector_schema(app: FastAPI) -> None:

@@ -123,6 +123,9 @@ class BatchMiningMethod:
             else None
         )
 
+    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        pass
+
     def num_batches(self) -> int:
         if self.sampler is not None:
             return len(self.sampler)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import TripletnetError
 from ..models import DEFAULT_ARCHITECTURE, check_layer_options
 
@@ -16,6 +19,25 @@ METHODS += ("semi-supervised",)  # few labels (issue 6)
 PRETRAIN_METHODS = ("spatial-contrasting",)  # no labels (issue 6)
 LR_SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")  # bf16: the net's forward under bfloat16 autocast
+
+
+RESUMABLE = ("epochs", "device")  # what --resume may change: more epochs, another device
+MAX_TUPLES = 100_000_000  # triplets an epoch: their (N, 3) int64 indices take 2.4 GB
+MAX_BATCH = 1 << 20
+
+
+def check_range(
+    name: str, value: float | None, above: float | None = None, below: float | None = None
+) -> None:
+    """Refuse NaN and infinity, and values outside [0, ``below``): ``above`` (exclusive lower
+    bound) replaces 0 where given; None ``value``: nothing to check."""
+    if value is None:
+        return
+    low_ok = value > above if above is not None else value >= 0
+    if not math.isfinite(value) or not low_ok or (below is not None and not value < below):
+        bound = f"> {above:g}" if above is not None else ">= 0"
+        upper = f" and < {below:g}" if below is not None else ""
+        raise TripletnetError(f"{name} must be a finite number {bound}{upper}, got {value}")
 
 
 @dataclass
@@ -84,23 +106,32 @@ class TrainConfig:
             )
         if self.loss_form not in ("mse", "nll"):
             raise TripletnetError(f"--loss-form must be 'mse' or 'nll', got {self.loss_form!r}")
-        checks = {
-            "epochs": self.epochs,
-            "triplets-per-epoch": self.triplets_per_epoch,
-            "batch-size": self.batch_size,
-            "k": self.k,
-            "test-triplets": self.test_triplets,
-        }
-        for name, value in checks.items():
+        for name, (value, most) in {
+            "epochs": (self.epochs, 1_000_000),
+            "triplets-per-epoch": (self.triplets_per_epoch, MAX_TUPLES),
+            "batch-size": (self.batch_size, MAX_BATCH),
+            "k": (self.k, None),
+            "test-triplets": (self.test_triplets, MAX_TUPLES),
+            "embedding-dim": (self.embedding_dim, 65_536),
+        }.items():
             if value is not None and value < 1:
                 raise TripletnetError(f"--{name} must be at least 1, got {value}")
-        if self.lr is not None and not self.lr > 0:
-            raise TripletnetError(f"--lr must be positive, got {self.lr}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise TripletnetError(f"--dropout must be in [0, 1), got {self.dropout}")
+            if value is not None and most is not None and value > most:
+                raise TripletnetError(f"--{name} must be at most {most:,}, got {value:,}")
+        for option, number, low, high in (
+            ("lr", self.lr, 0.0, None),
+            ("margin", self.margin, 0.0, None),
+            ("dropout", self.dropout, None, 1.0),
+            ("momentum", self.momentum, None, 1.0),
+            ("weight-decay", self.weight_decay, None, None),
+        ):
+            check_range(f"--{option}", number, low, high)
+        if not 0 <= self.min_lr_fraction <= 1:
+            raise TripletnetError(f"min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}")
+        if self.seed < 0:
+            raise TripletnetError(f"--seed must be >= 0, got {self.seed}")
+        resolve_device(self.device)
         check_layer_options(self.architecture, self.net_options)
-        if self.margin <= 0:
-            raise TripletnetError(f"--margin must be positive, got {self.margin}")
         from .batch_mining import check_batch_mining_options
 
         check_batch_mining_options(self)
@@ -118,8 +149,7 @@ class TrainConfig:
                 raise TripletnetError(
                     f"--labels-per-class must be at least 1, got {self.labels_per_class}"
                 )
-        if self.unlabelled_weight < 0:
-            raise TripletnetError(f"--unlabelled-weight must be >= 0, got {self.unlabelled_weight}")
+        check_range("--unlabelled-weight", self.unlabelled_weight)
         if self.patch_size < 1 or (self.feature_layer is not None and self.feature_layer < 1):
             raise TripletnetError("--patch-size and --feature-layer must be at least 1")
         if self.patch_pooling not in ("avg", "max"):
@@ -162,9 +192,18 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        fields = {key: value for key, value in data.items() if key in known}
+    def from_dict(cls, data: dict[str, Any], source: str = "the configuration") -> TrainConfig:
+        """A config from its ``to_dict`` (a run's config.json); unknown keys are ignored, a
+        value of the wrong type is an error naming ``source``."""
+        if not isinstance(data, dict):
+            raise TripletnetError(f"{source} must be a JSON object of training options")
+        types = typing.get_type_hints(cls)
+        fields = {key: value for key, value in data.items() if key in types}
+        for key, value in fields.items():
+            if not _has_type(value, types[key]):
+                raise TripletnetError(
+                    f"{source}: {key} = {value!r} is not a valid value ({types[key]})"
+                )
         if fields.get("loss") is None:
             fields["sampler"] = None  # older versions recorded "pk" for every run
         return cls(**fields)
@@ -176,3 +215,16 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist": {"epochs": 25, "triplets_per_epoch": 64_000, "lr": 0.1},
     "cifar10": {"epochs": 30, "triplets_per_epoch": 640_000, "lr": 0.05},
 }
+
+
+def _has_type(value: Any, annotation: Any) -> bool:
+    """Is ``value`` (read from JSON) of the field type ``annotation`` (int, float, str, bool,
+    or one of those or None)."""
+    allowed = typing.get_args(annotation) or (annotation,)
+    if value is None:
+        return type(None) in allowed
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int):
+        return int in allowed or float in allowed
+    return any(kind is not type(None) and isinstance(value, kind) for kind in allowed)

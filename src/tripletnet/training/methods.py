@@ -22,6 +22,9 @@ Inputs = Callable[[np.ndarray], torch.Tensor]  # sample indices -> prepared batc
 
 
 class TrainingMethod(Protocol):
+    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        """Raise a TripletnetError if the method's options cannot work with this net."""
+
     def num_batches(self) -> int: ...
 
     def batches(self, epoch: int) -> Iterator[Any]: ...
@@ -50,6 +53,9 @@ class RandomTripletMethod:
         self.batch_size = config.batch_size
         self.seed = config.seed
         self.criterion = criterion
+
+    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        pass
 
     def num_batches(self) -> int:
         return -(-self.per_epoch // self.batch_size)

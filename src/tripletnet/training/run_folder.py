@@ -4,6 +4,7 @@ config.json              the resolved TrainConfig
 checkpoint.safetensors   last finished epoch: weights, optimizer state, history (for --resume)
 model.safetensors        the trained embedding net, with what is needed to rebuild it
 history.json             one row per epoch (loss, triplet errors, lr, seconds)
+command.txt              the command line that trained it (tripletnet train ...)
 metrics.json, report.md, embedding.png   written by evaluation
 """
 
@@ -19,14 +20,18 @@ from torch import nn
 
 from ..data import Normalizer
 from ..errors import RunFolderError
-from ..files import read_json
+from ..files import read_json_object
 from ..models import EmbeddingNet, build_model
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, read_metadata
 from .config import TrainConfig
 
+COMMAND = "command.txt"
+
 
 def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing run unless ``resume`` or ``overwrite`` says so."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out} is a file; choose a folder for the run with --out")
     if resume:
         if not (out / CHECKPOINT).is_file():
             raise RunFolderError(
@@ -93,5 +98,5 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
     model = build_from_spec(spec)
     load_checkpoint(weights, model)
     model.to(device).eval()
-    config = TrainConfig.from_dict(read_json(path / "config.json"))
+    config = TrainConfig.from_dict(read_json_object(path / "config.json"), f"{path}/config.json")
     return TrainedRun(path, model, Normalizer(**spec["normalizer"]), config, spec)

@@ -64,6 +64,9 @@ class SemiSupervisedMethod:
         self.seed = config.seed
         self.max_batches = config.steps_per_epoch
 
+    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        pass
+
     def num_batches(self) -> int:
         full = -(-self.size // self.batch_size)
         return min(full, self.max_batches or full)

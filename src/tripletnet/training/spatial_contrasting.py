@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import TripletnetError
 from ..evaluation.triplet_error import matched_triplet_error
 from ..losses.spatial_contrasting import Pooling, sample_patch_pairs, spatial_contrasting_loss
-from ..models.feature_maps import default_layer, feature_map
+from ..models.feature_maps import default_layer, feature_map, patch_positions
 from .config import TrainConfig
 from .methods import Inputs
 
@@ -30,6 +31,24 @@ class SpatialContrastingMethod:
         self.pooling: Pooling = "max" if config.patch_pooling == "max" else "avg"
         self.max_batches = config.steps_per_epoch
 
+    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+        """Choose the layer (when not given) and check that two patches fit its map."""
+        if self.layer is None:
+            self.layer = default_layer(model, input_shape, self.patch_size)
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            device = next(model.parameters()).device
+            features = feature_map(model, torch.zeros(1, *input_shape, device=device), self.layer)
+            model.train(was_training)
+        height, width = features.shape[-2:]
+        if patch_positions((height, width), self.patch_size) < 2:
+            raise TripletnetError(
+                f"--patch-size {self.patch_size} leaves no room for two different patches in "
+                f"layer {self.layer}'s {height}x{width} feature map; choose --patch-size "
+                f"{max(1, min(height, width) - 1)} or less, or an earlier --feature-layer"
+            )
+
     def num_batches(self) -> int:
         full = -(-(self.size - 1) // self.batch_size)  # no last batch of one image
         return min(full, self.max_batches or full)
@@ -45,7 +64,8 @@ class SpatialContrastingMethod:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         images = inputs(batch)
         if self.layer is None:
-            self.layer = default_layer(model, tuple(images.shape[1:]), self.patch_size)
+            self.check(model, tuple(images.shape[1:]))
+        assert self.layer is not None
         features = feature_map(model, images, self.layer)
         first, second = sample_patch_pairs(features, self.patch_size, self.pooling)
         loss = spatial_contrasting_loss(first, second)

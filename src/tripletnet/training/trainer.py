@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,26 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data import load_dataset
+from ..data import DatasetSplits, Normalizer, load_dataset
 from ..data.augment import augment
+from ..devices import resolve_device
 from ..errors import TripletnetError
 from ..evaluation.classify import knn_leave_one_out_accuracy
 from ..evaluation.embed import embed
 from ..evaluation.triplet_error import triplet_error
-from ..files import load_npy, save_npy_atomic, write_json_atomic
-from ..models import build_model, channels_last
+from ..files import (
+    load_npy,
+    read_json_object,
+    remove_stale_temporaries,
+    save_npy_atomic,
+    write_json_atomic,
+)
+from ..models import EmbeddingNet, build_model, channels_last
 from ..sampling import fixed_test_triplets
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import RESUMABLE, TrainConfig
 from .few_labels import training_pool
-from .methods import build_method
+from .methods import TrainingMethod, build_method
 from .pretrained import load_pretrained
 from .run_folder import model_spec, prepare_run_folder
 from .semi_supervised import LABELLED, labelled_subset
@@ -33,12 +41,6 @@ from .semi_supervised import LABELLED, labelled_subset
 
 class TrainingDiverged(TripletnetError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def cosine_lr(base_lr: float, progress: float, min_fraction: float) -> float:
@@ -69,7 +71,7 @@ def learned_loss(method: object) -> nn.Module | None:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None,
     out: Path,
     resume: bool = False,
     overwrite: bool = False,
@@ -78,21 +80,26 @@ def train(
 ) -> dict[str, Any]:
     """Train an embedding net as ``config`` says, writing the run folder ``out``.
 
-    Returns a summary (epochs, seconds, images per second, final test triplet error).
+    Every option is checked, the data loaded and the net and method built before the run folder
+    is touched; a new run that fails before its first checkpoint leaves no folder behind.
+    ``resume`` continues ``out`` with its saved configuration; a ``config`` given with it may
+    differ from that only in ``RESUMABLE`` fields (more epochs continue to the new total).
+
+    Returns a summary (epochs, seconds, images per second, final test triplet error, and
+    ``already_finished`` when a resumed run had nothing left to train).
     """
     out = Path(out)
     if resume:
-        from ..files import read_json
-
         prepare_run_folder(out, resume=True, overwrite=False)
-        config = TrainConfig.from_dict(read_json(out / "config.json"))
+        saved = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
+        config = saved if config is None else resumed_config(saved.resolved(), config.resolved())
+    elif config is None:
+        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
     config = config.resolved()
-    data = load_dataset(config.dataset, config.data_dir, config.download)
-    if not resume:
-        prepare_run_folder(out, resume=False, overwrite=overwrite)
-        write_json_atomic(out / "config.json", config.to_dict())
-
     device = resolve_device(config.device)
+    data = load_dataset(config.dataset, config.data_dir, config.download)
+    check_against_data(config, data)
+
     torch.manual_seed(config.seed)
     architecture = config.architecture
     model = build_model(architecture, data.input_shape, config.embedding_dim, **config.net_options)
@@ -104,14 +111,15 @@ def train(
         load_pretrained(model, config.init, spec)
     labelled = None  # semi-supervised: which train samples keep their labels, saved with the run
     if config.method == "semi-supervised":
-        if resume:
-            labelled = np.asarray(load_npy(out / LABELLED))
-        else:
-            labelled = labelled_subset(data.train.y, config.labels_per_class, config.seed)
-            save_npy_atomic(out / LABELLED, labelled)
+        labelled = (
+            np.asarray(load_npy(out / LABELLED))
+            if resume
+            else labelled_subset(data.train.y, config.labels_per_class, config.seed)
+        )
     pool_x, pool_y = training_pool(config, data)
     data = replace(data, unlabelled=None)  # STL-10's 100,000 images now live in the pool alone
     method = build_method(config, pool_y, model.embedding_dim, labelled)
+    method.check(model, data.input_shape)
     learned = learned_loss(method)  # a loss with parameters of its own (proxies) trains too
     if learned is not None:
         learned.to(device)
@@ -123,6 +131,115 @@ def train(
         weight_decay=config.weight_decay,
     )
 
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        remove_stale_temporaries(out)
+        state = load_checkpoint(out / CHECKPOINT, model, optimizer, learned)
+        history, start_epoch = state["history"], state["epoch"]
+        if config.epochs < start_epoch:
+            raise TripletnetError(
+                f"--epochs {config.epochs}: {out} has already trained {start_epoch} epochs; "
+                f"give --epochs {start_epoch} or more to continue it"
+            )
+        write_json_atomic(out / "config.json", config.to_dict())  # the new total, if any
+        if start_epoch == config.epochs and (out / MODEL).is_file():
+            return {**summarize(history), "already_finished": True}
+    else:
+        prepare_run_folder(out, resume=False, overwrite=overwrite)
+        write_json_atomic(out / "config.json", config.to_dict())
+        if labelled is not None:
+            save_npy_atomic(out / LABELLED, labelled)
+    try:
+        history = _fit(
+            config,
+            out,
+            model,
+            method,
+            learned,
+            optimizer,
+            pool_x,
+            data,
+            normalizer,
+            spec,
+            device,
+            history,
+            start_epoch,
+            show_progress,
+            log_epochs,
+        )
+    except BaseException:
+        if not resume and not (out / CHECKPOINT).is_file():
+            shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing behind
+        raise
+    return summarize(history)
+
+
+def resumed_config(saved: TrainConfig, given: TrainConfig) -> TrainConfig:
+    """The configuration a resumed run continues with: ``saved``, with the ``RESUMABLE``
+    fields of ``given``; any other difference is an error naming the options."""
+    changed = [
+        field.name
+        for field in fields(TrainConfig)
+        if getattr(given, field.name) != getattr(saved, field.name)
+    ]
+    refused = [name for name in changed if name not in RESUMABLE]
+    if refused:
+        listed = ", ".join(
+            f"--{name.replace('_', '-')} (saved: {getattr(saved, name)!r}, given: "
+            f"{getattr(given, name)!r})"
+            for name in refused
+        )
+        raise TripletnetError(
+            f"--resume continues a run as it was configured; it cannot change {listed}. "
+            "Leave those options out, or start a new run with another --out"
+        )
+    return replace(saved, **{name: getattr(given, name) for name in changed})
+
+
+def check_against_data(config: TrainConfig, data: DatasetSplits) -> None:
+    """Options that depend on the data's size: k of the k-NN classifiers."""
+    smallest = min(len(data.train), len(data.test) - 1)
+    if config.k > smallest:
+        raise TripletnetError(
+            f"-k {config.k} is larger than the data allows: the k-NN classifiers vote among "
+            f"{len(data.train)} training and {len(data.test) - 1} other test samples; "
+            f"choose -k {smallest} or less"
+        )
+
+
+def summarize(history: list[dict[str, float]]) -> dict[str, Any]:
+    """Epochs, training seconds, images per second and the last epoch's loss and error."""
+    train_seconds = sum(row["seconds"] for row in history)
+    fed = sum(row.get("images", 0.0) for row in history)
+    return {
+        "epochs": len(history),
+        "train_seconds": train_seconds,
+        "images_per_second": fed / train_seconds if train_seconds else math.nan,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "test_triplet_error": history[-1]["test_triplet_error"] if history else math.nan,
+    }
+
+
+def _fit(
+    config: TrainConfig,
+    out: Path,
+    model: EmbeddingNet,
+    method: TrainingMethod,
+    learned: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    pool_x: np.ndarray,
+    data: DatasetSplits,
+    normalizer: Normalizer,
+    spec: dict[str, Any],
+    device: torch.device,
+    history: list[dict[str, float]],
+    start_epoch: int,
+    show_progress: bool,
+    log_epochs: bool,
+) -> list[dict[str, float]]:
+    """The epochs from ``start_epoch`` on, a checkpoint after each, then model.safetensors."""
+    assert config.lr is not None and config.epochs is not None
     train_x = torch.from_numpy(pool_x)
     test_triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
 
@@ -130,12 +247,6 @@ def train(
         batch = normalizer(train_x[torch.from_numpy(indices)]).to(device, non_blocking=True)
         batch = augment(batch, config.augment_shift, config.augment_mirror)
         return channels_last(batch)
-
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    if resume:
-        state = load_checkpoint(out / CHECKPOINT, model, optimizer, learned)
-        history, start_epoch = state["history"], state["epoch"]
 
     steps_per_epoch = method.num_batches()
     total_steps = steps_per_epoch * config.epochs
@@ -167,9 +278,14 @@ def train(
                 group["lr"] = lr
             loss, stats = method.loss(model, batch, inputs)
             if not torch.isfinite(loss):
+                kept = (
+                    f"the last good checkpoint (epoch {epoch}) is kept in {out}. Lower --lr and "
+                    "run again with --resume"
+                    if (out / CHECKPOINT).is_file()
+                    else "no epoch finished, so no run folder is kept. Lower --lr and run again"
+                )
                 raise TrainingDiverged(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good "
-                    f"checkpoint (epoch {epoch}) is kept in {out}. Lower --lr and run again with --resume"
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,12 +333,4 @@ def train(
             )
 
     save_checkpoint(out / MODEL, model, None, {"spec": spec, "dataset": config.dataset})
-    train_seconds = sum(row["seconds"] for row in history)
-    fed = sum(row.get("images", 0.0) for row in history)
-    return {
-        "epochs": len(history),
-        "train_seconds": train_seconds,
-        "images_per_second": fed / train_seconds if train_seconds else math.nan,
-        "final_loss": history[-1]["loss"] if history else math.nan,
-        "test_triplet_error": history[-1]["test_triplet_error"] if history else math.nan,
-    }
+    return history
