@@ -16,7 +16,6 @@ classifier in the embedding, and the wall time. Short runs on a CPU; the paper's
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ import numpy as np
 import torch
 
 from tripletnet.data import load_dataset
-from tripletnet.evaluation import embed, knn_predict
+from tripletnet.evaluation import knn_predict
+from tripletnet.runs import LABELLED, embed
 from tripletnet.training import TrainConfig, load_run, train
-from tripletnet.training.semi_supervised import LABELLED
 
 
 def labelled_nn_error(run_dir: Path, dataset: str, data_dir: str) -> float:
@@ -95,12 +94,12 @@ def main() -> None:
     print("| setting | 1-NN test error (mean +- std) | per seed | wall |\n|---|---:|---|---:|")
     for per_class in args.labels_per_class:
         labels = f"{per_class} labels per class" if per_class else "all labels"
-        few = dataclasses.replace(base, labels_per_class=per_class or None)
+        few = TrainConfig.from_options(base, labels_per_class=per_class or None)
         if args.experiment == "semi-supervised":
             for weight, name in ((1.0, "semi-supervised"), (0.0, "labelled samples alone")):
                 results = [
                     run(
-                        dataclasses.replace(few, seed=seed, unlabelled_weight=weight),
+                        TrainConfig.from_options(few, seed=seed, unlabelled_weight=weight),
                         args.out / f"{name.split()[0]}-{per_class}-{seed}",
                     )
                     for seed in args.seeds
@@ -110,7 +109,7 @@ def main() -> None:
         for seed in args.seeds:
             pretrained = args.out / f"sc-pretrain-{seed}"
             if not (pretrained / "model.safetensors").is_file():
-                pretrain = dataclasses.replace(
+                pretrain = TrainConfig.from_options(
                     base,
                     method="spatial-contrasting",
                     seed=seed,
@@ -126,7 +125,7 @@ def main() -> None:
                 (str(pretrained), args.finetune_lr, "SC init"),
                 (None, args.lr, "random init"),
             ):
-                config = dataclasses.replace(
+                config = TrainConfig.from_options(
                     few, seed=seed, unlabelled_weight=0.0, init=init, lr=lr
                 )
                 result = run(config, args.out / f"{name.split()[0]}-{per_class}-{seed}")

@@ -25,8 +25,8 @@ import torch
 from tripletnet.data import load_dataset
 from tripletnet.files import read_json
 from tripletnet.models import build_model, channels_last
+from tripletnet.runs.config import PRECISIONS
 from tripletnet.training import TrainConfig, train
-from tripletnet.training.config import PRECISIONS
 
 
 def pipeline_images_per_second(config: TrainConfig, folder: Path) -> float:
@@ -40,11 +40,11 @@ def bare_images_per_second(
 ) -> float:
     torch.manual_seed(0)
     model = build_model(
-        config.architecture, input_shape, config.embedding_dim, **config.net_options
+        config.architecture, input_shape, config.embedding_dim, **config.model.net_options
     )
     if layout == "channels-last":
         model = model.to(memory_format=torch.channels_last)
-    model.compute_dtype = config.compute_dtype
+    model.compute_dtype = torch.bfloat16 if config.precision == "bf16" else None
     # lr 0: the same work per step, while the weights stay as initialised (no drift to
     # degenerate or denormal values that would change the speed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)

@@ -8,9 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tripletnet.cli import cli, main
-from tripletnet.training import train
-from tripletnet.training.batch_mining import build_loss
-from tripletnet.training.config import TrainConfig
+from tripletnet.training import TrainConfig, train
+from tripletnet.training.methods.batch_mining import build_loss
 
 
 def test_batch_mining_training_learns(tmp_path: Path) -> None:
@@ -62,11 +61,8 @@ def test_proxy_loss_trains_its_proxies_and_resumes(tmp_path: Path) -> None:
     assert saved["loss.proxies"].shape == (10, 64)  # digits: 10 classes, 64-d embedding
     assert "optim.loss.proxies.momentum_buffer" in saved  # the proxies were trained
 
-    (tmp_path / "run" / "model.safetensors").unlink()  # as if stopped after epoch 2 of 3
-    config_path = tmp_path / "run" / "config.json"
-    stored = json.loads(config_path.read_text())
-    config_path.write_text(json.dumps({**stored, "epochs": 3}))
-    train(None, tmp_path / "run", resume=True, show_progress=False)
+    config.epochs = 3  # continued to a third epoch
+    train(config, tmp_path / "run", resume=True, show_progress=False)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
     resumed = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))

@@ -73,7 +73,7 @@ def test_train_evaluate_embed_on_digits(
         (["train", "--dataset", "mnist", "--data-dir", "{tmp}"], "train-images-idx3-ubyte.gz"),
         (["train", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "--resume"], "--resume needs --out"),
-        (["train", "--sampler", "random"], "--sampler needs --loss"),
+        (["train", "--sampler", "random"], "it goes with --method batch-mining"),
         (["train", "--dropout", "1.5"], "--dropout must be a finite number >= 0 and < 1"),
         (["train", "--precision", "fp16"], "fp16"),
         (["train", "--final-relu"], "no final-relu choice"),

@@ -67,6 +67,39 @@ def _write_bad_files(folder: Path) -> None:
     (folder / "empty_dir").mkdir()
     (folder / "not_an_index").mkdir()
     (folder / "not_an_index" / "mine.txt").write_text("keep me")
+    _own_data(folder)
+
+
+def _own_data(folder: Path) -> None:
+    """Bad image folders, CSV lists, npz files, --config files and weights."""
+    png = digit_png(0, scale=2)
+    (folder / "classes_empty" / "a").mkdir(parents=True)
+    (folder / "classes_empty" / "b").mkdir()
+    (folder / "classes_empty" / "a" / "1.png").write_bytes(png)
+    (folder / "classes_empty" / "a" / "2.png").write_bytes(png)
+    (folder / "classes_one" / "a").mkdir(parents=True)
+    (folder / "classes_one" / "b").mkdir()
+    for name in ("1.png", "2.png"):
+        (folder / "classes_one" / "a" / name).write_bytes(png)
+    (folder / "classes_one" / "b" / "1.png").write_bytes(png)
+    (folder / "no_label.csv").write_text("path,kind\na.png,1\n")
+    (folder / "escaping.csv").write_text("path,label\n../../etc/passwd,1\n../x.png,2\n")
+    (folder / "missing_file.csv").write_text("path,label\nnowhere.png,1\nnowhere2.png,2\n")
+    (folder / "empty.csv").write_text("")
+    (folder / "bad_split.csv").write_text(
+        "path,label,split\nimages_text/cls/text.png,0,validation\n"
+    )
+    np.savez(folder / "no_y.npz", x=np.zeros((4, 3), np.float32))
+    np.savez(folder / "nan_x.npz", x=np.full((4, 3), np.nan, np.float32), y=np.arange(4) % 2)
+    np.savez(folder / "short_y.npz", x=np.zeros((4, 3), np.float32), y=np.arange(3))
+    (folder / "notes.txt").write_text("not a dataset")
+    (folder / "bad.toml").write_text("[optim\nepochs = 2\n")
+    (folder / "unknown.toml").write_text("[optimiser]\nepochs = 2\n")
+    (folder / "types.toml").write_text('[optim]\nepochs = "two"\n')
+    (folder / "choices.toml").write_text('[optim]\nprecision = "fp8"\n')
+    (folder / "other_method.toml").write_text('[method]\nname = "triplet"\nmargin = 0.5\n')
+    (folder / "list.json").write_text("[1, 2]")
+    (folder / "pickled.safetensors").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
 
 
 def _broken_runs(run: Path, folder: Path) -> None:
@@ -173,20 +206,63 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --model mlp --batch-norm", "no batch-norm choice"),
     ("train --model resnet-9000", "resnet-9000"),
     ("train --loss nonsense", "nonsense"),
-    ("train --sampler random", "--sampler needs --loss"),
-    ("train --miner batch-hard", "--miner needs --loss"),
+    ("train --sampler random", "--sampler does not apply to --method triplet"),
+    ("train --miner batch-hard", "it goes with --method batch-mining"),
     ("train --loss contrastive --miner batch-hard", "pair miner"),
     ("train --loss arcface --miner batch-hard", "takes no --miner"),
     ("train --loss triplet-margin --samples-per-class 0", "--samples-per-class"),
-    ("train --labels-per-class 3", "--labels-per-class needs --method semi-supervised"),
+    ("train --labels-per-class 3", "it goes with --method semi-supervised"),
     ("train --method semi-supervised --labels-per-class 0", "--labels-per-class"),
     ("train --method semi-supervised --labels-per-class 100000", "--labels-per-class"),
     ("train --unlabelled-weight -1", "--unlabelled-weight"),
     ("train --augment-shift -2", "--augment-shift"),
     ("train --steps-per-epoch 0", "--steps-per-epoch"),
-    ("train --init {w}/missing", "does not exist"),
+    ("train --init {w}/missing", "no model.safetensors"),
     ("train --init {w}/bad/empty_dir", "no model.safetensors"),
     ("train --model mlp --embedding-dim 8 --init {w}/run", "embedding_dim"),
+    # train: your own data and network
+    ("train --dataset {w}/bad/missing_folder", "not a built-in dataset"),
+    ("train --dataset {w}/bad/notes.txt", "not a .csv or .npz"),
+    ("train --dataset {w}/bad/empty_dir", "empty_dir"),
+    ("train --dataset {w}/bad/classes_empty", "holds no images"),
+    ("train --dataset {w}/bad/classes_one", "a triplet needs two"),
+    ("train --dataset {w}/bad/no_label.csv", "label"),
+    ("train --dataset {w}/bad/escaping.csv", "outside"),
+    ("train --dataset {w}/bad/missing_file.csv", "nowhere.png"),
+    ("train --dataset {w}/bad/empty.csv", "empty.csv"),
+    ("train --dataset {w}/bad/bad_split.csv", "validation"),
+    ("train --dataset {w}/bad/no_y.npz", "y"),
+    ("train --dataset {w}/bad/nan_x.npz", "finite"),
+    ("train --dataset {w}/bad/short_y.npz", "3"),
+    ("train --dataset {w}/bad/archive.npz", "y"),
+    ("train --split stratified:1.5", "stratified:1.5"),
+    ("train --split classes:0", "classes:0"),
+    ("train --split random:0.3", "random:0.3"),
+    ("train --image-size 0", "--image-size"),
+    ("train --image-size -5", "--image-size"),
+    ("train --image-size 100000", "--image-size"),
+    ("train --workers -1", "--workers"),
+    ("train --augment-jitter 2", "--augment-jitter"),
+    ("train --augment-jitter nan", "--augment-jitter"),
+    ("train --model mynets_absent:factory", "mynets_absent"),
+    ("train --model os:getcwd", "nn.Module"),
+    ("train --model timm:resnet18", "timm"),
+    ('train --model small-conv --factory-args {"a":1}', "--factory-args"),
+    ("train --model mlp --factory-args not-json", "not JSON"),
+    ("train --model mlp --factory-args [1]", "JSON object"),
+    ("train --weights {w}/missing.safetensors", "missing.safetensors"),
+    ("train --weights {w}/bad/pickled.safetensors", "pickled.safetensors"),
+    ("train --metric manhattan", "manhattan"),
+    ("train --method batch-mining", "needs --loss"),
+    ("train --method siamese --loss-form nll", "--loss-form does not apply"),
+    ("train --config {w}/missing.toml", "does not exist"),
+    ("train --config {w}/bad/bad.toml", "TOML"),
+    ("train --config {w}/bad/unknown.toml", "optimiser"),
+    ("train --config {w}/bad/types.toml", "epochs = 'two'"),
+    ("train --config {w}/bad/choices.toml", "fp8"),
+    ("train --config {w}/bad/other_method.toml", "--margin does not apply"),
+    ("train --config {w}/bad/list.json", "list.json"),
+    ("train --config {w}/run/config.json --resume --out {w}/run", "leave out --config"),
     # train: run folders
     ("train --out {w}/run", "already exists"),
     ("train --out {w}/bad/a_file", "is a file"),
@@ -279,6 +355,12 @@ CATALOGUE: list[tuple[str, str]] = [
         "a_file",
     ),
     ("evaluate {w}/run --calibrate-far 2", "--calibrate-far"),
+    ("evaluate {w}/run --metric cosine", "only with --embeddings"),
+    ("evaluate {w}/run --workers -1", "--workers"),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --metric l1",
+        "l1",
+    ),
     ("evaluate {w}/run --calibrate-far 0.1 --calibrate-precision 0.9", "choose one of"),
     # embed
     ("embed {w}/missing --out {out}", "not a finished tripletnet run"),
@@ -298,6 +380,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("embed {w}/run --input {w}/bad/no_samples.npy --out {out}", "holds no samples"),
     ("embed {w}/run --input {w}/bad --out {out}", "is a directory"),
     ("embed {w}/run --split validation --out {out}", "validation"),
+    ("embed {w}/run --split query --out {out}", "no query split"),
     ("embed {w}/run --out {w}/bad/empty_dir", "empty_dir"),
     # verify
     ("verify {w}/run --first {w}/bad/samples.npy --second {w}/bad/samples.npy", "threshold.json"),
@@ -352,6 +435,8 @@ CATALOGUE: list[tuple[str, str]] = [
         "train-images",
     ),
     ("index build {w}/run --dataset digits --limit 0 --out {out}", "--limit"),
+    ("index build {w}/run --dataset {w}/bad/missing_folder --out {out}", "not a built-in"),
+    ("index build {w}/run --dataset digits --split gallery --out {out}", "no gallery split"),
     ("index build {w}/run --dataset digits --kind annoy --out {out}", "annoy"),
     ("index build {w}/run --dataset digits --kind ivfpq --limit 20 --out {out}", "needs at least"),
     ("index build {w}/run --dataset digits --out {w}/bad/not_an_index", "not empty"),

@@ -9,8 +9,8 @@ import pytest
 
 from tripletnet.cli import main
 from tripletnet.data import load_dataset
-from tripletnet.evaluation.embed import embed
 from tripletnet.evaluation.report_files import PER_QUERY, load_per_query, protocol_mismatch
+from tripletnet.runs import embed
 from tripletnet.training import load_run
 
 

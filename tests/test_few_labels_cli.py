@@ -12,8 +12,7 @@ from tripletnet.cli import main
 from tripletnet.data import DatasetSplits, LabelledArray
 from tripletnet.files import read_json
 from tripletnet.models import build_model
-from tripletnet.training import TrainConfig, load_run
-from tripletnet.training.few_labels import training_pool
+from tripletnet.training import METHODS, load_run
 from tripletnet.training.pretrained import load_pretrained
 
 QUICK = ["--dataset", "digits", "--epochs", "2", "--test-triplets", "500", "--no-progress"]
@@ -28,8 +27,9 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_pretrain_writes_a_run_with_the_plateau_schedule(pretrained: Path) -> None:
     config = read_json(pretrained / "config.json")
-    assert config["method"] == "spatial-contrasting" and config["lr_schedule"] == "plateau"
-    assert config["lr"] == 0.1 and config["patch_size"] == 2
+    assert config["method"]["name"] == "spatial-contrasting"
+    assert config["optim"]["lr_schedule"] == "plateau" and config["optim"]["lr"] == 0.1
+    assert config["method"]["patch_size"] == 2
     history = read_json(pretrained / "history.json")
     assert len(history) == 2 and all(np.isfinite(row["loss"]) for row in history)
     assert (pretrained / "metrics.json").is_file()
@@ -47,13 +47,13 @@ def test_finetune_from_pretrained_semi_supervised(pretrained: Path, tmp_path: Pa
     assert 0.0 <= metrics["classification"]["labelled"]["knn_accuracy"] <= 1.0
     assert "fit on the labelled samples only | 64 |" in (out / "report.md").read_text()
     assert metrics["classification"]["labelled"]["k"] == 1  # a 1-NN row, in a k column
-    assert read_json(out / "config.json")["init"] == str(pretrained)
-    assert run.config.labels_per_class == 5
+    assert read_json(out / "config.json")["model"]["init"] == str(pretrained)
+    assert run.config.options["labels_per_class"] == 5
 
 
 def test_init_copies_the_pretrained_weights(pretrained: Path) -> None:
     run = load_run(pretrained)
-    model = build_model(run.spec["architecture"], (1, 8, 8))
+    model = build_model(run.spec.architecture, (1, 8, 8))
     load_pretrained(model, pretrained, run.spec)
     for (name, mine), theirs in zip(
         model.state_dict().items(), run.model.state_dict().values(), strict=True
@@ -82,7 +82,7 @@ def test_semi_supervised_learns_from_few_digit_labels(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--labels-per-class", "3"], "needs --method semi-supervised"),
+        (["--labels-per-class", "3"], "it goes with --method semi-supervised"),
         (["--method", "semi-supervised", "--labels-per-class", "0"], "at least 1"),
         (["--method", "semi-supervised", "--unlabelled-weight", "-1"], ">= 0"),
     ],
@@ -112,7 +112,7 @@ def test_pretraining_also_uses_the_unlabelled_images() -> None:
         num_classes=2,
         unlabelled=np.ones((3, 1, 8, 8), dtype=np.uint8),
     )
-    x, y = training_pool(TrainConfig(method="spatial-contrasting"), data)
+    x, y = METHODS["spatial-contrasting"].pool(data)
     assert len(x) == 7 and y.tolist() == [0, 1, 0, 1, -1, -1, -1] and x[4:].all()
-    x, y = training_pool(TrainConfig(method="semi-supervised"), data)
+    x, y = METHODS["semi-supervised"].pool(data)
     assert len(x) == 4 and y.tolist() == [0, 1, 0, 1]

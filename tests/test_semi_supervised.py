@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -11,10 +10,17 @@ import torch
 
 from tripletnet.errors import TripletnetError
 from tripletnet.losses.semi_supervised import semi_supervised_loss
-from tripletnet.training.config import TrainConfig
-from tripletnet.training.semi_supervised import SemiSupervisedMethod, labelled_subset
-from tripletnet.training.spatial_contrasting import SpatialContrastingMethod
-from tripletnet.training.trainer import plateau_lr
+from tripletnet.training.methods import MethodContext
+from tripletnet.training.methods.semi_supervised import (
+    SemiSupervised,
+    SemiSupervisedOptions,
+    labelled_subset,
+)
+from tripletnet.training.methods.spatial_contrasting import (
+    SpatialContrasting,
+    SpatialContrastingOptions,
+)
+from tripletnet.training.schedule import plateau_lr
 
 
 def probabilities(x: torch.Tensor, references: torch.Tensor) -> list[float]:
@@ -80,9 +86,13 @@ def test_labelled_subset_is_seeded_and_balanced() -> None:
         labelled_subset(LABELS, 6, seed=0)
 
 
-def method(per_class: int, weight: float = 1.0, seed: int = 0) -> SemiSupervisedMethod:
-    config = TrainConfig(batch_size=10, seed=seed, unlabelled_weight=weight)
-    return SemiSupervisedMethod(LABELS, labelled_subset(LABELS, per_class, seed), config)
+def context(labels: np.ndarray = LABELS, seed: int = 0) -> MethodContext:
+    return MethodContext(labels, embedding_dim=3, input_shape=(2,), batch_size=10, seed=seed)
+
+
+def method(per_class: int, weight: float = 1.0, seed: int = 0) -> SemiSupervised:
+    options = SemiSupervisedOptions(labels_per_class=per_class, unlabelled_weight=weight)
+    return SemiSupervised(options, context(seed=seed))
 
 
 def test_batches_hold_unlabelled_then_one_input_and_one_reference_per_class() -> None:
@@ -111,14 +121,13 @@ def test_one_label_per_class_uses_it_as_input_and_reference() -> None:
 
 
 def test_steps_per_epoch_caps_the_batches() -> None:
-    config = TrainConfig(batch_size=10, steps_per_epoch=2)
-    semi = SemiSupervisedMethod(LABELS, labelled_subset(LABELS, 3, 0), config)
+    semi = SemiSupervised(SemiSupervisedOptions(labels_per_class=3, steps_per_epoch=2), context())
     batches = list(semi.batches(epoch=0))
     assert semi.num_batches() == len(batches) == 2 and all(len(b) == 18 for b in batches)
-    sc = SpatialContrastingMethod(len(LABELS), dataclasses.replace(config, steps_per_epoch=9))
+    sc = SpatialContrasting(SpatialContrastingOptions(steps_per_epoch=9), context())
     assert sc.num_batches() == len(list(sc.batches(epoch=0))) == 3  # a full pass is shorter
-    sc = SpatialContrastingMethod(21, config)  # 10 + 10, never a last batch of one image
-    assert sc.num_batches() == len(list(sc.batches(epoch=0))) == 2
+    sc = SpatialContrasting(SpatialContrastingOptions(steps_per_epoch=2), context(np.zeros(21)))
+    assert sc.num_batches() == len(list(sc.batches(epoch=0))) == 2  # 10 + 10, never one image
 
 
 def test_labels_alone_batches_carry_no_unlabelled_image() -> None:
@@ -131,7 +140,7 @@ def test_loss_splits_the_batch_and_trains() -> None:
     model = torch.nn.Linear(2, 3)
     features = torch.randn(len(LABELS), 2)
     batch = next(semi.batches(epoch=0))
-    loss, stats = semi.loss(model, batch, lambda idx: features[torch.from_numpy(idx)])
+    loss, stats = semi.loss(model, batch, features[torch.from_numpy(batch)])
     loss.backward()
     assert torch.isfinite(loss) and 0.0 <= stats["triplet_error"] <= 1.0
     assert model.weight.grad is not None

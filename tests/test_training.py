@@ -10,11 +10,10 @@ from tripletnet.data import Normalizer
 from tripletnet.errors import RunFolderError, TripletnetError
 from tripletnet.files import read_json
 from tripletnet.models import build_model
+from tripletnet.runs import MODEL, ModelSpec, load_checkpoint, read_metadata, save_checkpoint
 from tripletnet.training import TrainConfig, TrainingDiverged, load_run, train
-from tripletnet.training.checkpoint import MODEL, load_checkpoint, read_metadata, save_checkpoint
-from tripletnet.training.methods import RandomTripletMethod
+from tripletnet.training.methods.random_triplets import RandomTriplets
 from tripletnet.training.pretrained import load_pretrained
-from tripletnet.training.run_folder import build_from_spec, model_spec
 
 
 def test_checkpoint_round_trip_with_optimizer_state(tmp_path: Path) -> None:
@@ -55,28 +54,28 @@ def test_train_writes_a_loadable_run(tmp_path: Path, tiny_config: TrainConfig) -
     history = read_json(tmp_path / "run" / "history.json")
     assert [row["epoch"] for row in history] == [1, 2]
     run = load_run(tmp_path / "run")
-    assert run.spec["architecture"] == "small-conv" and run.config.dataset == "digits"
-    assert run.model(run.prepare(torch.zeros(2, 1, 8, 8))).shape == (2, run.spec["embedding_dim"])
+    assert run.spec.architecture == "small-conv" and run.config.data.dataset == "digits"
+    assert run.model(run.prepare(torch.zeros(2, 1, 8, 8))).shape == (2, run.spec.embedding_dim)
 
 
 def test_resume_continues_exactly_where_it_stopped(
     tmp_path: Path, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tiny_config.epochs = 3
+    tiny_config.optim.epochs = 3
     train(tiny_config, tmp_path / "straight", show_progress=False)
 
-    original = RandomTripletMethod.batches
+    original = RandomTriplets.batches
 
     def killed_in_epoch_3(self, epoch):  # type: ignore[no-untyped-def]
         if epoch == 2:
             raise KeyboardInterrupt  # the process dies during the third epoch
         return original(self, epoch)
 
-    monkeypatch.setattr(RandomTripletMethod, "batches", killed_in_epoch_3)
+    monkeypatch.setattr(RandomTriplets, "batches", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, tmp_path / "resumed", show_progress=False)
     assert read_metadata(tmp_path / "resumed" / "checkpoint.safetensors")["epoch"] == 2
-    monkeypatch.setattr(RandomTripletMethod, "batches", original)
+    monkeypatch.setattr(RandomTriplets, "batches", original)
     train(None, tmp_path / "resumed", resume=True, show_progress=False)
 
     assert len(read_json(tmp_path / "resumed" / "history.json")) == 3
@@ -89,7 +88,7 @@ def test_resume_continues_exactly_where_it_stopped(
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     tmp_path: Path, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = RandomTripletMethod.loss
+    original = RandomTriplets.loss
     calls = {"n": 0}
 
     def poisoned(self, model, batch, inputs):  # type: ignore[no-untyped-def]
@@ -98,7 +97,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
         poisoned_epoch = calls["n"] > 8  # epoch 1 has 512 / 64 = 8 batches
         return (loss * float("nan"), stats) if poisoned_epoch else (loss, stats)
 
-    monkeypatch.setattr(RandomTripletMethod, "loss", poisoned)
+    monkeypatch.setattr(RandomTriplets, "loss", poisoned)
     with pytest.raises(TrainingDiverged, match="last good checkpoint \\(epoch 1\\)"):
         train(tiny_config, tmp_path / "run", show_progress=False)
     state = read_metadata(tmp_path / "run" / "checkpoint.safetensors")
@@ -126,44 +125,57 @@ def test_bf16_training_learns_and_saves_a_float32_model(
     assert summary["test_triplet_error"] < 0.5
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert all(tensor.dtype == torch.float32 for tensor in weights.values())
-    assert read_json(tmp_path / "run" / "config.json")["precision"] == "bf16"
+    assert read_json(tmp_path / "run" / "config.json")["optim"]["precision"] == "bf16"
+
+
+def spec_of(model: torch.nn.Module, architecture: str = "mnist") -> ModelSpec:
+    net_options = model.layer_options()  # type: ignore[operator]
+    return ModelSpec(architecture, (1, 28, 28), 128, Normalizer(0.0, 1.0), net_options, ["0", "1"])
 
 
 def test_a_net_is_rebuilt_with_its_layer_options() -> None:
     config = TrainConfig(dataset="mnist", final_relu=False, batch_norm=True).resolved()
-    assert config.net_options == {"dropout": None, "final_relu": False, "batch_norm": True}
-    model = build_model(config.architecture, (1, 28, 28), **config.net_options)
-    spec = model_spec("mnist", (1, 28, 28), model, Normalizer(0.0, 1.0), ["0", "1"])
-    assert spec["net_options"] == {"final_relu": False, "batch_norm": True}
-    rebuilt = build_from_spec(spec)
+    assert config.model.net_options == {"dropout": None, "final_relu": False, "batch_norm": True}
+    model = build_model(config.architecture, (1, 28, 28), **config.model.net_options)
+    spec = spec_of(model)
+    assert spec.net_options == {"final_relu": False, "batch_norm": True}
+    rebuilt = spec.build()
     assert rebuilt.final_relu is False and rebuilt.batch_norm is True
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
-    del spec["net_options"]  # as older versions saved it: the net's defaults
-    assert build_from_spec(spec).layer_options() == {"final_relu": True, "batch_norm": False}
+    older = spec.to_dict()
+    del older["net_options"], older["metric"], older["pixel_top"]  # as version 1 saved it
+    assert ModelSpec.from_dict(older).build().layer_options() == {
+        "final_relu": True,
+        "batch_norm": False,
+    }
 
 
 def test_init_needs_the_same_layer_options_as_the_pretrained_run(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    shape, normalizer = (1, 28, 28), Normalizer(0.0, 1.0)
-    pretrained = build_model("mnist", shape, batch_norm=True)
-    spec = model_spec("mnist", shape, pretrained, normalizer, ["0", "1"])
-    save_checkpoint(tmp_path / MODEL, pretrained, None, {"spec": spec})
-    plain = build_model("mnist", shape)
+    pretrained = build_model("mnist", (1, 28, 28), batch_norm=True)
+    save_checkpoint(tmp_path / MODEL, pretrained, None, {"spec": spec_of(pretrained).to_dict()})
+    plain = build_model("mnist", (1, 28, 28))
     with pytest.raises(RunFolderError, match="pass the same --final-relu and --batch-norm"):
-        load_pretrained(plain, tmp_path, model_spec("mnist", shape, plain, normalizer, ["0", "1"]))
-    same = build_model("mnist", shape, batch_norm=True)
-    load_pretrained(same, tmp_path, spec)
+        load_pretrained(plain, tmp_path, spec_of(plain))
+    same = build_model("mnist", (1, 28, 28), batch_norm=True)
+    load_pretrained(same, tmp_path, spec_of(same))
     assert all(torch.equal(same.state_dict()[k], v) for k, v in pretrained.state_dict().items())
 
 
-def test_the_sampler_is_recorded_only_for_batch_mining() -> None:
-    assert TrainConfig().resolved().sampler is None
-    older_run = TrainConfig(sampler="pk").to_dict()  # older versions recorded "pk" for every run
-    assert TrainConfig.from_dict(older_run).resolved().sampler is None
-    with pytest.raises(TripletnetError, match="--sampler needs --loss"):
+def test_batch_mining_options_belong_to_the_batch_mining_method() -> None:
+    assert "sampler" not in TrainConfig().resolved().options
+    older_run = {"dataset": "digits", "method": "triplet", "loss": None, "sampler": "pk"}
+    assert "sampler" not in TrainConfig.from_dict(older_run).resolved().options  # version 1
+    with pytest.raises(TripletnetError, match="--sampler does not apply to --method triplet"):
         TrainConfig(sampler="random").resolved()
-    assert TrainConfig(loss="multi-similarity").resolved().sampler == "pk"
-    assert TrainConfig(loss="multi-similarity", sampler="random").resolved().sampler == "random"
+    mining = TrainConfig(loss="multi-similarity").resolved()  # the older spelling
+    assert mining.method == "batch-mining" and mining.options["sampler"] == "pk"
+    assert (
+        TrainConfig(loss="multi-similarity", sampler="random").resolved().options["sampler"]
+        == "random"
+    )
+    with pytest.raises(TripletnetError, match="needs --loss"):
+        TrainConfig(method="batch-mining").resolved()
 
 
 def test_resume_with_more_epochs_trains_on_to_the_new_total(
@@ -185,7 +197,7 @@ def test_resume_with_more_epochs_trains_on_to_the_new_total(
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 0
     assert "trained 3 epochs" in capsys.readouterr().out
     assert [row["epoch"] for row in read_json(run / "history.json")] == [1, 2, 3]
-    assert read_json(run / "config.json")["epochs"] == 3
+    assert read_json(run / "config.json")["optim"]["epochs"] == 3
     assert not list(run.glob(".*.tmp"))  # the stale temporary file is gone
     commands = (run / "command.txt").read_text().splitlines()
     assert len(commands) == 2 and commands[1].endswith("--resume --epochs 3 --no-progress")
@@ -198,7 +210,7 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(
     def diverged(self, model, batch, inputs):  # type: ignore[no-untyped-def]
         return torch.tensor(float("nan"), requires_grad=True), {}
 
-    monkeypatch.setattr(RandomTripletMethod, "loss", diverged)
+    monkeypatch.setattr(RandomTriplets, "loss", diverged)
     with pytest.raises(TrainingDiverged, match="no epoch finished"):
         train(tiny_config, tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run").exists()
@@ -206,9 +218,9 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(
 
 def test_resume_refuses_options_it_cannot_honour(tmp_path: Path, tiny_config: TrainConfig) -> None:
     train(tiny_config, tmp_path / "run", show_progress=False)
-    changed = TrainConfig(**{**tiny_config.__dict__, "lr": 0.5})
+    changed = TrainConfig.from_options(tiny_config, lr=0.5)
     with pytest.raises(TripletnetError, match=r"cannot change --lr \(saved: 0.1, given: 0.5\)"):
         train(changed, tmp_path / "run", resume=True, show_progress=False)
-    fewer = TrainConfig(**{**tiny_config.__dict__, "epochs": 1})
+    fewer = TrainConfig.from_options(tiny_config, epochs=1)
     with pytest.raises(TripletnetError, match="has already trained 2 epochs"):
         train(fewer, tmp_path / "run", resume=True, show_progress=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -100,6 +101,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise TripletnetError(f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise TripletnetError(f"cannot read {path} as JSON: {error}") from None
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML file as a table; an unreadable one is a TripletnetError naming the file."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise TripletnetError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise TripletnetError(f"cannot read {path} as TOML: {error}") from None
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:

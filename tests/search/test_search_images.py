@@ -12,7 +12,7 @@ from tripletnet.search.images import ImageError, RawFormat, decode_image
 
 
 def test_a_digit_png_becomes_the_digits_sample_it_was_drawn_from() -> None:
-    raw = RawFormat.of("digits", [1, 8, 8])
+    raw = RawFormat((1, 8, 8), top=16.0)
     sample = raw.to_sample(decode_image(digit_png(5)))
     expected = load_dataset("digits").test.x[5]
     assert sample.dtype == np.float32 and sample.shape == (1, 8, 8)
@@ -21,18 +21,18 @@ def test_a_digit_png_becomes_the_digits_sample_it_was_drawn_from() -> None:
 
 def test_image_datasets_get_uint8_pixels_of_the_model_shape() -> None:
     picture = Image.new("RGB", (40, 20), (255, 128, 0))
-    grey = RawFormat.of("mnist", [1, 28, 28]).to_sample(picture)
-    colour = RawFormat.of("cifar10", [3, 32, 32]).to_sample(picture)
+    grey = RawFormat((1, 28, 28)).to_sample(picture)
+    colour = RawFormat((3, 32, 32)).to_sample(picture)
     assert (grey.dtype, grey.shape, colour.shape) == (np.uint8, (1, 28, 28), (3, 32, 32))
     assert colour[:, 0, 0].tolist() == [255, 128, 0]
 
 
 def test_thumbnails_undo_the_pixel_range() -> None:
     sample = np.full((1, 8, 8), 16.0, dtype=np.float32)
-    picture = RawFormat.of("digits", [1, 8, 8]).thumbnail(sample)
+    picture = RawFormat((1, 8, 8), top=16.0).thumbnail(sample)
     assert picture.shape == (8, 8, 1) and int(picture.min()) == 255
 
 
 def test_a_model_of_vectors_takes_no_images() -> None:
     with pytest.raises(ImageError, match="query it with a vector"):
-        RawFormat.of("vectors", [64]).to_sample(Image.new("L", (8, 8)))
+        RawFormat((64,)).to_sample(Image.new("L", (8, 8)))

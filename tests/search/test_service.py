@@ -146,8 +146,8 @@ def test_a_decompression_bomb_gets_413_and_nothing_is_added(
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/json"
     assert response.json()["detail"] == (
-        "0.png is too large to decode: its header claims more pixels than Pillow allows "
-        "(a decompression bomb?); send an image of at most 40,000,000 pixels"
+        "0.png is too large to decode: more than the 40,000,000 pixels allowed "
+        "(a decompression bomb?)"
     )
     assert client.get("/health").json()["count"] == 450
     assert len(SearchIndex.load(index_dir)) == 450

@@ -14,10 +14,9 @@ from .compare_cmd import compare_command
 from .embed_cmd import embed_command
 from .evaluate_cmd import evaluate_command
 from .index_cmd import index_command
-from .pretrain_cmd import pretrain_command
 from .search_cmd import search_command
 from .serve_cmd import serve_command
-from .train_cmd import train_command
+from .train_cmd import pretrain_command, train_command
 from .verify_cmd import verify_command
 
 

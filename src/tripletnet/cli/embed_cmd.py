@@ -9,17 +9,17 @@ import numpy as np
 
 from ..errors import TripletnetError
 from ..files import load_numeric_npy, save_npy_atomic
-from ..training import TrainedRun
+from ..runs import TrainedRun
 
 
 @click.command("embed")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--split",
-    type=click.Choice(["train", "test"]),
+    type=click.Choice(["train", "test", "query", "gallery"]),
     default="test",
     show_default=True,
-    help="Which split of the run's dataset to embed.",
+    help="Which split of the run's dataset to embed (unreadable image files are left out).",
 )
 @click.option(
     "--input",
@@ -39,19 +39,27 @@ def embed_command(
     run_dir: Path, split: str, input_path: Path | None, labels_out: Path | None, out: Path
 ) -> None:
     """Embed a split of the run's dataset (or your own array) with the trained net."""
-    from ..data import load_dataset
-    from ..evaluation.embed import embed
-    from ..training import load_run
+    from ..runs import embed, load_run
+    from ..runs.data import embed_split, load_data
 
     run = load_run(run_dir)
     labels = None
     if input_path is not None:
-        samples = load_samples(input_path, run)
+        embeddings = embed(run.model, load_samples(input_path, run), run.prepare)
     else:
-        data = load_dataset(run.config.dataset, run.config.data_dir, run.config.download)
-        part = data.train if split == "train" else data.test
-        samples, labels = part.x, part.y
-    embeddings = embed(run.model, samples, run.prepare)
+        data = load_data(run.config)
+        part = {"train": data.train, "test": data.test, "query": data.query}.get(split)
+        part = data.gallery if split == "gallery" else part
+        if part is None:
+            raise TripletnetError(f"{run.config.data.dataset} has no {split} split")
+        embedded = embed_split(run.model, part, run.prepare)
+        embeddings, labels = embedded.embeddings, embedded.labels
+        if embedded.unreadable:
+            click.echo(
+                f"warning: left out {len(embedded.unreadable)} unreadable images "
+                f"(e.g. {embedded.unreadable[0]})",
+                err=True,
+            )
     save_npy_atomic(out, embeddings)
     if labels_out is not None and labels is not None:
         save_npy_atomic(labels_out, labels)
@@ -61,7 +69,7 @@ def embed_command(
 def load_samples(path: Path, run: TrainedRun) -> np.ndarray:
     """Raw samples from a .npy (never unpickled), checked to be a non-empty (N, *input_shape)
     array of finite numbers; a warning when their range is far from the training data's."""
-    input_shape = tuple(run.spec["input_shape"])
+    input_shape = run.spec.input_shape
     samples = np.asarray(load_numeric_npy(path, "samples"))
     if samples.ndim < 1 or tuple(samples.shape[1:]) != input_shape:
         raise TripletnetError(
@@ -69,7 +77,7 @@ def load_samples(path: Path, run: TrainedRun) -> np.ndarray:
         )
     if not len(samples):
         raise TripletnetError(f"{path} holds no samples (shape {samples.shape})")
-    warning = run.normalizer.range_warning(samples)
+    warning = run.spec.normalizer.range_warning(samples)
     if warning:
         click.echo(f"warning: {path}: {warning}", err=True)
     return samples

@@ -63,6 +63,18 @@ def _load(path: Path | None) -> np.ndarray | None:
     help="Skip the logistic-regression probe (slow on big galleries).",
 )
 @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE figure.")
+@click.option(
+    "--metric",
+    type=click.Choice(["euclidean", "cosine"]),
+    help="Compare --embeddings by this distance (a run folder uses its own). [default: euclidean]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 256),
+    default=0,
+    show_default=True,
+    help="Processes decoding a run's image files.",
+)
 def evaluate_command(
     run_dir: Path | None,
     k: int | None,
@@ -76,6 +88,8 @@ def evaluate_command(
     calibrate_precision: float | None,
     no_linear_probe: bool,
     no_tsne: bool,
+    metric: str | None,
+    workers: int,
 ) -> None:
     """Evaluate a trained RUN_DIR (test queries, train gallery), or your own embeddings:
     retrieval, k-NN, centroid and linear accuracy, NMI/AMI, verification, intervals and figures."""
@@ -87,7 +101,14 @@ def evaluate_command(
         from ..evaluation.report import evaluate_run, result_table
 
         context = click.get_current_context()
-        only_for_files = ("labels", "gallery_embeddings", "gallery_labels", "out", "pairs")
+        only_for_files = (
+            "labels",
+            "gallery_embeddings",
+            "gallery_labels",
+            "out",
+            "pairs",
+            "metric",
+        )
         given = [
             "--" + name.replace("_", "-")
             for name in (*only_for_files, "no_linear_probe")
@@ -105,6 +126,7 @@ def evaluate_command(
             calibrate_far=calibrate_far,
             calibrate_precision=calibrate_precision,
             tsne=not no_tsne,
+            workers=workers,
         )
         click.echo(result_table(metrics))
         click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
@@ -131,6 +153,7 @@ def evaluate_command(
             k=k or 5,
             pairs=pairs,
             linear_probe=not no_linear_probe,
+            metric=metric or "euclidean",
         )
         metrics = write_evaluation(out, evaluation, "embeddings", tsne=not no_tsne)
     retrieval = metrics["retrieval"]

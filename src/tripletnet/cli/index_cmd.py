@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..data import DATASETS
-
 _folder = click.Path(file_okay=False, path_type=Path)
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -19,8 +17,15 @@ def index_command() -> None:
 
 @index_command.command("build")
 @click.argument("run_dir", type=_folder)
-@click.option("--dataset", type=click.Choice(list(DATASETS)), help="Index a dataset split.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option(
+    "--dataset", help="Index a split of a dataset: a built-in name or a folder/.csv/.npz path."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test", "query", "gallery"]),
+    default="test",
+    show_default=True,
+)
 @click.option("--data-dir", type=_folder, help="Folder with the dataset's files.")
 @click.option("--limit", type=click.IntRange(min=1), help="Index only the first N samples.")
 @click.option(

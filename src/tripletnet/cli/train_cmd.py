@@ -1,149 +1,149 @@
-"""``tripletnet train``: train, evaluate, write the run folder and print the result table."""
+"""``tripletnet train`` and ``tripletnet pretrain``: train, evaluate, write the run folder.
+
+Their options are made from the configuration's dataclasses (``runs.config`` and each method's
+``Options``), so the flags, ``--config run.toml`` and config.json share one set of names,
+defaults and help texts. Only the options given on the command line override the ``--config``
+file (or a resumed run's saved configuration).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import shlex
 import sys
-from dataclasses import fields, replace
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import click
-from click.core import ParameterSource
 
-from ..data import DATASETS
-from ..files import read_json_object, write_text_atomic
-from ..models import ARCHITECTURES
+from ..files import read_json_object, read_toml, write_text_atomic
+from ..runs import COMMAND
+from ..runs.config import SECTIONS
+from ..runs.options import Flag, flags
 from ..text import plural
-from ..training.batch_mining import LOSS_NAMES, MINERS, SAMPLERS
-from ..training.config import METHODS, PRECISIONS, TrainConfig
-from ..training.run_folder import COMMAND
-from .few_labels_options import few_label_options
+from ..training import METHODS, TrainConfig
+from ..training.methods import Method
 
 
-def _choice(values: tuple[str, ...] | list[str]) -> click.Choice:
-    return click.Choice(list(values), case_sensitive=False)
+def _json_table(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        table = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not JSON ({error.msg}): {value!r}") from None
+    if not isinstance(table, dict):
+        raise click.BadParameter(
+            f'a JSON object of keyword arguments, e.g. {{"depth": 3}}; got {value!r}'
+        )
+    return table
 
 
-@click.command("train")
-@click.option(
-    "--dataset",
-    type=_choice(list(DATASETS)),
-    default="digits",
-    show_default=True,
-    help="Dataset to train on; digits is bundled, the others read --data-dir.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with the dataset's official files.",
-)
-@click.option("--download", is_flag=True, help="Download missing dataset files (needs internet).")
-@click.option(
-    "--method",
-    type=_choice(METHODS),
-    default="triplet",
-    show_default=True,
-    help="triplet: Hoffer & Ailon's Triplet network; siamese: contrastive-loss baseline.",
-)
-@click.option(
-    "--model", type=_choice(ARCHITECTURES), help="Embedding net (default: the dataset's)."
-)
-@click.option("--embedding-dim", type=int, help="Embedding size (default: the net's).")
-@click.option("--dropout", type=float, help="Dropout probability (default: the net's).")
-@click.option(
-    "--final-relu/--no-final-relu",
-    default=None,
-    help="End the mnist/cifar/stl10 net in a ReLU, as the paper's nets do (default: yes).",
-)
-@click.option(
-    "--batch-norm/--no-batch-norm",
-    default=None,
-    help="Batch norm after each conv of the mnist/cifar/stl10 net (default: no, as in the paper).",
-)
-@click.option("--epochs", type=int, help="Epochs (default: the dataset's).")
-@click.option(
-    "--triplets-per-epoch", type=int, help="Fresh random triplets per epoch (the paper: 640000)."
-)
-@click.option("--batch-size", type=int, default=128, show_default=True, help="Triplets per batch.")
-@click.option("--lr", type=float, help="Initial learning rate, decayed by a cosine schedule.")
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
-@click.option(
-    "--loss-form",
-    type=_choice(("mse", "nll")),
-    default="mse",
-    show_default=True,
-    help="Triplet loss: MSE of the distance softmax against (0, 1), or its NLL.",
-)
-@click.option(
-    "--margin",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Contrastive-loss margin (siamese).",
-)
-@click.option(
-    "--test-triplets", type=int, default=64_000, show_default=True, help="Fixed test triplets."
-)
-@click.option(
-    "-k", "--k", "k", type=int, default=5, show_default=True, help="k of the k-NN classifier."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--loss", type=_choice(list(LOSS_NAMES)), help="Batch-mining loss (default: Hoffer's)."
-)
-@click.option("--miner", type=_choice(list(MINERS)), help="Miner for --loss (default: none).")
-@click.option(
-    "--sampler", type=_choice(SAMPLERS), help="Batches for --loss: pk (default) or random."
-)
-@click.option(
-    "--classes-per-batch", type=int, help="P (pk; default: 16, or every class when fewer)."
-)
-@click.option("--samples-per-class", type=int, default=8, show_default=True, help="K (pk).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--precision",
-    type=_choice(PRECISIONS),
-    default="fp32",
-    show_default=True,
-    help="bf16: the net's forward in bfloat16 (mixed precision; losses stay float32). "
-    "For CPUs with AMX/AVX-512 BF16 (1.7x on the MNIST net) and GPUs with bfloat16.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder (default: runs/DATASET-METHOD, numbered -2, -3, ... when it exists).",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue the run in --out with its saved options; a larger --epochs trains on to the "
-    "new total (the learning-rate schedule is stretched over it), --device may change.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace the run folder --out if it exists.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@few_label_options
-def train_command(
-    out: Path | None,
-    resume: bool,
-    overwrite: bool,
-    no_progress: bool,
-    data_dir: Path | None,
-    **options: object,
-) -> None:
-    """Train an embedding net, evaluate it and write a run folder with a report and plots."""
+def click_option(flag: Flag) -> click.Option:
+    """A click option for ``flag``; its value is None when the flag is not given."""
+    default = "" if flag.default in (None, False) else f" [default: {flag.default}]"
+    names = [flag.long, *([flag.short] if flag.short else []), flag.name]
+    if flag.kind is bool:
+        name = flag.long[2:]
+        return click.Option(
+            [f"--{name}/--no-{name}", flag.name], default=None, help=flag.help + default
+        )
+    kind: Any = {int: int, float: float, str: str, dict: str}[flag.kind]
+    if flag.choices:
+        kind = click.Choice(list(flag.choices), case_sensitive=False)
+    callback = _json_table if flag.kind is dict else None
+    return click.Option(names, type=kind, default=None, help=flag.help + default, callback=callback)
+
+
+def method_flags(methods: Iterable[type[Method]]) -> list[Flag]:
+    """The options of these methods, each name once, its help saying which methods take it."""
+    seen: dict[str, Flag] = {}
+    takers: dict[str, list[str]] = {}
+    for method in methods:
+        for flag in flags(method.Options):
+            seen.setdefault(flag.name, flag)
+            takers.setdefault(flag.name, []).append(method.name)
+    return [
+        dataclasses.replace(flag, help=f"[{', '.join(takers[name])}] {flag.help}")
+        for name, flag in seen.items()
+    ]
+
+
+def training_options(methods: list[type[Method]], default_method: str) -> list[click.Option]:
+    """Every option of a training command: the sections', --method, and the methods'."""
+    choices = [method.name for method in methods]
+    method = click.Option(
+        ["--method", "method"],
+        type=click.Choice(choices, case_sensitive=False),
+        default=None,
+        help=" | ".join(f"{m.name}: {m.description.rstrip('.')}" for m in methods)
+        + f" [default: {default_method}]",
+    )
+    sections = [click_option(flag) for kind in SECTIONS.values() for flag in flags(kind)]
+    return [sections[0], method, *sections[1:], *map(click_option, method_flags(methods))]
+
+
+def command_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--config", "config"],
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="Read the options from a .toml (or a run's config.json); flags override it.",
+        ),
+        click.Option(
+            ["--out", "out"],
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Run folder (default: runs/DATASET-METHOD, numbered -2, -3, ... when it exists).",
+        ),
+        click.Option(
+            ["--resume", "resume"],
+            is_flag=True,
+            help="Continue the run in --out with its saved options; a larger --epochs trains on "
+            "to the new total (the learning-rate schedule is stretched over it), --device and "
+            "--workers may change.",
+        ),
+        click.Option(
+            ["--overwrite", "overwrite"], is_flag=True, help="Replace the run folder --out."
+        ),
+        click.Option(["--no-progress", "no_progress"], is_flag=True, help="Hide the progress bar."),
+    ]
+
+
+def read_config_file(path: Path) -> TrainConfig:
+    """A --config file: TOML, or JSON (a run's config.json)."""
+    if path.suffix.lower() == ".json":
+        return TrainConfig.from_dict(read_json_object(path), str(path))
+    return TrainConfig.from_dict(read_toml(path), str(path))
+
+
+def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
+    """What train and pretrain do once their options are parsed."""
     from ..evaluation.report import evaluate_run, result_table
     from ..training import train
+    from ..training.run import default_workers
 
+    config_file, out = options.pop("config"), options.pop("out")
+    resume, overwrite, no_progress = (
+        options.pop(n) for n in ("resume", "overwrite", "no_progress")
+    )
+    given = {name: value for name, value in options.items() if value is not None}
     if resume and overwrite:
         raise click.UsageError("choose one of --resume (continue --out) and --overwrite")
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR, the run to continue")
-    config = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)  # type: ignore[arg-type]
+    if resume and config_file is not None:
+        raise click.UsageError(
+            "--resume continues with the run's saved options; leave out --config"
+        )
+    if config_file is not None:
+        base = read_config_file(config_file)
     if resume:
         assert out is not None
-        config = _resumed(out, config)
+        base = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
+    config = TrainConfig.from_options(base, **given)
     config.resolved()  # check the options before touching the run folder
     out = out or default_run_folder(config)
     summary = train(config, out, resume=resume, overwrite=overwrite, show_progress=not no_progress)
@@ -161,26 +161,11 @@ def train_command(
         f"trained {plural(summary['epochs'], 'epoch')} in {summary['train_seconds']:.1f} s "
         f"({summary['images_per_second']:.0f} images/s); evaluating..."
     )
-    metrics = evaluate_run(out)
+    workers = config.data.workers if config.data.workers is not None else default_workers()
+    metrics = evaluate_run(out, workers=workers)
     click.echo(result_table(metrics))
     click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
     click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")
-
-
-def _resumed(out: Path, given: TrainConfig) -> TrainConfig:
-    """The saved configuration of ``out`` with the options given on this command line
-    (``train`` checks which of them a resumed run may change)."""
-    context = click.get_current_context()
-    explicit = {
-        name
-        for name, source in ((p, context.get_parameter_source(p)) for p in context.params)
-        if source not in (ParameterSource.DEFAULT, None)
-    }
-    explicit |= {"data_dir"} if given.data_dir is not None else set()
-    saved = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
-    return replace(
-        saved, **{f.name: getattr(given, f.name) for f in fields(given) if f.name in explicit}
-    )
 
 
 def command_line() -> str:
@@ -190,10 +175,51 @@ def command_line() -> str:
 
 
 def default_run_folder(config: TrainConfig) -> Path:
-    """runs/DATASET-METHOD, or runs/DATASET-METHOD-2, -3, ... when that exists already."""
-    name = f"{config.dataset}-{config.loss or config.method}"
+    """runs/DATASET-METHOD (a path's last part for your own data), or -2, -3, ... after it."""
+    dataset = Path(config.data.dataset).stem or "data"
+    name = f"{dataset}-{config.options.get('loss') or config.method}"
     for number in itertools.count(1):
         folder = Path("runs") / (name if number == 1 else f"{name}-{number}")
         if not folder.exists():
             return folder
     raise AssertionError("unreachable")
+
+
+def training_command(
+    name: str,
+    help: str,
+    methods: list[type[Method]],
+    base: Callable[[], TrainConfig | None],
+    default_method: str,
+) -> click.Command:
+    def callback(**options: Any) -> None:
+        run_training(base(), options)
+
+    return click.Command(
+        name,
+        callback=callback,
+        params=[*training_options(methods, default_method), *command_options()],
+        help=help,
+        context_settings={"max_content_width": 100},
+    )
+
+
+train_command = training_command(
+    "train",
+    "Train an embedding net on a built-in dataset or your own (a folder of class subfolders, a "
+    "CSV or an npz), evaluate it and write a run folder with a report and plots.",
+    list(METHODS.values()),
+    lambda: None,
+    "triplet",
+)
+
+PRETRAINING = [method for method in METHODS.values() if method.pretraining]
+pretrain_command = training_command(
+    "pretrain",
+    "Learn an embedding net without labels (spatial contrasting), evaluate it and write a run "
+    "folder; fine-tune the result with `tripletnet train --init RUN`. The paper's optimisation: "
+    "SGD from lr 0.1, divided by 10 when the loss stops falling.",
+    PRETRAINING,
+    lambda: TrainConfig.from_options(method=PRETRAINING[0].name, lr=0.1, lr_schedule="plateau"),
+    PRETRAINING[0].name,
+)

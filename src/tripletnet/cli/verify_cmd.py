@@ -43,9 +43,8 @@ def verify_command(
     run_dir: Path, first: Path, second: Path, threshold: float | None, out: Path | None
 ) -> None:
     """Decide for each pair whether both samples are of the same class: d(f(a), f(b)) <= threshold."""
-    from ..evaluation.embed import embed
     from ..evaluation.verification import load_threshold, pair_distances
-    from ..training import load_run
+    from ..runs import embed, load_run
 
     if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):
         raise TripletnetError(
@@ -67,13 +66,13 @@ def verify_command(
             f"--first has {len(a)} samples but --second has {len(b)}; pair them 1:1"
         )
     embeddings = embed(run.model, np.concatenate([a, b]), run.prepare)
-    distances = pair_distances(
-        embeddings, np.stack([np.arange(len(a)), len(a) + np.arange(len(a))], 1)
-    )
+    metric = run.spec.metric
+    pairs = np.stack([np.arange(len(a)), len(a) + np.arange(len(a))], 1)
+    distances = pair_distances(embeddings, pairs, metric)
     same = distances <= threshold
     if out is not None:
         save_npy_atomic(out, same)
     click.echo(
-        f"{int(same.sum())} of {len(same)} pairs same class (L2 distance <= {threshold:.4g})"
+        f"{int(same.sum())} of {len(same)} pairs same class ({metric} distance <= {threshold:.4g})"
         + (f"; decisions in {out}" if out is not None else "")
     )

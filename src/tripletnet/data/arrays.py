@@ -1,4 +1,4 @@
-"""In-memory datasets: raw arrays plus the global normalisation the papers use."""
+"""Datasets as raw samples plus labels, and the global normalisation the papers use."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import DataFileError
+from .image_files import ImageFiles
+
+IMAGE_FIT_SAMPLES = 2_000  # images decoded to fit a normaliser on image files
+
 
 @dataclass
 class LabelledArray:
     """Raw samples ``x`` (N, C, H, W) images or (N, D) vectors, and int64 labels ``y`` (N,).
 
-    Images stay uint8 in memory; they are converted to float and normalised one batch at a time.
+    Images stay uint8 in memory and are converted to float and normalised one batch at a time;
+    ``x`` may also be ImageFiles, which decode on indexing and hold no image in memory.
     """
 
-    x: np.ndarray
+    x: np.ndarray | ImageFiles
     y: np.ndarray
 
     def __post_init__(self) -> None:
@@ -25,6 +31,12 @@ class LabelledArray:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def take(self, rows: np.ndarray) -> LabelledArray:
+        """The samples at ``rows`` (integer indices); image files stay undecoded."""
+        rows = np.asarray(rows, dtype=np.int64)
+        x = self.x.subset(rows) if isinstance(self.x, ImageFiles) else self.x[rows]
+        return LabelledArray(x, self.y[rows])
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,30 @@ class Normalizer:
             high=float(values.max()),
         )
 
+    @classmethod
+    def fit_images(cls, files: ImageFiles, max_samples: int | None = None) -> Normalizer:
+        """Fit on at most ``max_samples`` (default IMAGE_FIT_SAMPLES) evenly spaced images of
+        ``files``, skipping unreadable ones, from a 256-bin histogram of their pixels: exact, and
+        memory does not grow with the images' size."""
+        max_samples = max_samples or IMAGE_FIT_SAMPLES
+        rows = np.unique(np.linspace(0, len(files) - 1, min(len(files), max_samples)).round())
+        counts = np.zeros(256, dtype=np.int64)
+        for row in rows.astype(np.int64):
+            sample = files.try_read(int(row))
+            if sample is not None:
+                counts += np.bincount(sample.ravel(), minlength=256)
+        if not counts.any():
+            raise DataFileError(
+                f"none of the {len(rows)} images sampled to fit the normalisation is readable "
+                f"(e.g. {files.path(int(rows[0]))}); check the image files"
+            )
+        values = np.arange(256, dtype=np.float64)
+        total = counts.sum()
+        mean = float((values * counts).sum() / total)
+        std = float(np.sqrt((((values - mean) ** 2) * counts).sum() / total))
+        seen = np.flatnonzero(counts)
+        return cls(mean=mean, std=std or 1.0, low=float(seen[0]), high=float(seen[-1]))
+
     def __call__(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         tensor = torch.as_tensor(x).float()
         return (tensor - self.mean) / self.std
@@ -79,7 +115,13 @@ class Normalizer:
 
 @dataclass
 class DatasetSplits:
-    """A dataset's train and test splits (and, for STL-10, the unlabelled images)."""
+    """A dataset's train and test splits (and, for STL-10, the unlabelled images).
+
+    ``query`` and ``gallery`` come from a source's split column (then ``test`` is the query
+    set when the source has no test rows). ``open_set`` is True when no test class is a train
+    class (``--split classes:F``): evaluate retrieval on the unseen classes. Labels index
+    ``class_names`` in every split.
+    """
 
     name: str
     train: LabelledArray
@@ -87,10 +129,17 @@ class DatasetSplits:
     num_classes: int
     unlabelled: np.ndarray | None = None
     class_names: list[str] = field(default_factory=list)
+    query: LabelledArray | None = None
+    gallery: LabelledArray | None = None
+    open_set: bool = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.train.x.shape[1:])
 
     def normalizer(self) -> Normalizer:
+        """Fitted on the train split: up to 20,000 in-memory samples, or IMAGE_FIT_SAMPLES
+        evenly spaced image files (never every image of a big folder)."""
+        if isinstance(self.train.x, ImageFiles):
+            return Normalizer.fit_images(self.train.x)
         return Normalizer.fit(self.train.x)

@@ -1,7 +1,14 @@
-"""Evaluation: embed, classify, measure, plot and report."""
+"""Evaluation: classify, measure, plot and report, on embeddings or on a run folder."""
 
 from .classify import knn_accuracy, knn_predict, linear_probe_accuracy
-from .embed import embed
+from .evaluate import Evaluation, evaluate_embeddings
 from .triplet_error import triplet_error
 
-__all__ = ["embed", "knn_accuracy", "knn_predict", "linear_probe_accuracy", "triplet_error"]
+__all__ = [
+    "Evaluation",
+    "evaluate_embeddings",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_probe_accuracy",
+    "triplet_error",
+]

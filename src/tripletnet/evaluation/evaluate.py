@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_choice
 from .classify import (
     linear_probe_correct,
     linear_probe_cross_validated,
@@ -24,6 +25,15 @@ from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
 GRID_NEIGHBOURS = 8
+METRICS = ("euclidean", "cosine")
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm (a zero row stays zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 HEADLINE = (
     "retrieval.precision_at_1",
     "retrieval.recall_at_1",
@@ -64,19 +74,26 @@ def evaluate_embeddings(
     confidence: float = 0.95,
     resamples: int = 1000,
     seed: int = 0,
+    metric: str = "euclidean",
 ) -> Evaluation:
     """Retrieval, k-NN (majority and distance-weighted), nearest centroid, linear probe,
     NMI/AMI, verification on ``pairs`` same- and ``pairs`` different-class query pairs, and
     percentile-bootstrap intervals of the per-query metrics.
 
-    ``threshold`` (a calibrated distance) adds the pairs' accuracy at that threshold.
+    ``metric`` "cosine" compares L2-normalised embeddings: neighbours are ranked by cosine
+    similarity and every distance reported (retrieval, verification, thresholds) is the cosine
+    distance 1 - cos. ``threshold`` (a calibrated distance) adds the pairs' accuracy at it.
     """
+    check_choice("metric", metric, METRICS)
     queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
     require_classes(query_labels, 2, "evaluating the query embeddings (clustering, verification)")
     if gallery is not None and gallery_labels is not None:
         gallery, gallery_labels = labelled(
             gallery, gallery_labels, "gallery embeddings", "gallery labels"
         )
+    if metric == "cosine":  # L2 on unit vectors orders neighbours as cosine similarity does
+        queries = unit_rows(queries)
+        gallery = unit_rows(gallery) if gallery is not None else None
     candidates = len(queries) - 1 if gallery is None else len(gallery)
     if not 1 <= k <= candidates:
         raise EvaluationInputError(
@@ -86,6 +103,8 @@ def evaluate_embeddings(
     results = retrieve(
         queries, query_labels, gallery, gallery_labels, at_least=max(k, GRID_NEIGHBOURS)
     )
+    if metric == "cosine":
+        results.distances = results.distances**2 / 2  # ||a - b||^2 / 2 = 1 - cos on unit rows
     k = min(k, results.k)
     neighbour_labels = results.gallery_labels[results.ids[:, :k]]
     distances = results.distances[:, :k]
@@ -107,8 +126,9 @@ def evaluate_embeddings(
             else linear_probe_correct(gallery, results.gallery_labels, queries, query_labels)
         )
     pair_ids, same = sample_pairs(query_labels, pairs, seed)
-    pair_d = pair_distances(queries, pair_ids)
+    pair_d = pair_distances(queries, pair_ids, metric)
     metrics: dict[str, Any] = {
+        "metric": metric,
         "queries": len(queries),
         "gallery": len(results.gallery_labels),
         "same_set": results.same_set,

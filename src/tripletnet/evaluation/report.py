@@ -1,23 +1,34 @@
-"""Evaluate a run as the paper does and write metrics.json, report.md and embedding.png."""
+"""Evaluate a run folder and write metrics.json, report.md and the figures.
+
+Three protocols, chosen by the run's data:
+
+- closed set (the papers'): test queries against the train gallery; the linear classifier and
+  k-NN fit on the train embeddings, and the same on the raw inputs as a baseline row;
+- open set (``--split classes:F``; Musgrave et al. 2020): the test classes were never trained
+  on; retrieval (Recall@K, MAP@R, NMI) among the test samples, leave-one-out, beside the raw
+  inputs; no classifier that needs the train classes;
+- query/gallery (a split column with ``query`` and ``gallery``): the queries against the gallery.
+"""
 
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..data import load_dataset
+from ..data import DatasetSplits, ImageFiles, LabelledArray
 from ..files import read_json
+from ..runs import COMMAND, HISTORY, TrainedRun, load_run
+from ..runs.data import Embedded, embed_split, load_data
 from ..sampling import fixed_test_triplets
 from ..text import plural
-from ..training.run_folder import COMMAND, load_run
-from ..training.semi_supervised import LABELLED
 from .classify import knn_accuracy, linear_probe_accuracy
-from .embed import embed
-from .evaluate import evaluate_embeddings
+from .evaluate import Evaluation, evaluate_embeddings
 from .report_files import render_evaluation, write_evaluation
 from .triplet_error import triplet_error
 from .verification import (
@@ -28,6 +39,26 @@ from .verification import (
     save_threshold,
 )
 
+RAW_BASELINE_LIMIT = 20_000  # image-file samples decoded for the raw-input row, at most
+
+
+@dataclass
+class Protocol:
+    """Which samples are queries and which the gallery (None: leave-one-out on the queries)."""
+
+    name: str  # "closed set", "open set" or "query/gallery"
+    queries: LabelledArray
+    gallery: LabelledArray | None
+    fit_on: LabelledArray | None  # where the classifiers are fit (None: no classifier row)
+
+    @classmethod
+    def of(cls, data: DatasetSplits) -> Protocol:
+        if data.query is not None and data.gallery is not None:
+            return cls("query/gallery", data.query, data.gallery, None)
+        if data.open_set:
+            return cls("open set", data.test, None, None)
+        return cls("closed set", data.test, data.train, data.train)
+
 
 def evaluate_run(
     run_dir: str | Path,
@@ -36,73 +67,78 @@ def evaluate_run(
     calibrate_far: float | None = None,
     calibrate_precision: float | None = None,
     tsne: bool = True,
+    workers: int = 0,
 ) -> dict[str, Any]:
-    """Embed train and test with the run's net; report the test triplet error, the linear
-    classifier's and k-NN's test accuracy on the embeddings and, as a baseline, on the raw inputs;
-    then every embedding metric with test as queries and train as gallery (``evaluate_embeddings``)
-    and its figures. A calibration target writes threshold.json from train-split pairs; a saved
-    threshold is then reported on the test pairs.
+    """Embed the run's evaluation splits with its net and measure them (the protocol above):
+    the test triplet error, every embedding metric (``evaluate_embeddings``) and a table of
+    rows (the embedding, the raw inputs, a semi-supervised run's labelled samples). A
+    calibration target writes threshold.json from training pairs; a saved threshold is then
+    reported on the test pairs. Distances are the run's metric (cosine distance for cosine runs).
     """
     run = load_run(run_dir)
-    config = run.config
-    k = k or config.k
-    data = load_dataset(config.dataset, config.data_dir, config.download)
-    train_emb = embed(run.model, data.train.x, run.prepare)
-    test_emb = embed(run.model, data.test.x, run.prepare)
-    triplets = fixed_test_triplets(data.test.y, config.test_triplets, config.seed)
+    config, metric = run.config, run.spec.metric
+    k = k or config.evaluation.k
+    seed, pairs = config.optim.seed, config.evaluation.test_triplets
+    data = load_data(config)
+    protocol = Protocol.of(data)
 
+    def embedded(part: LabelledArray) -> Embedded:
+        return embed_split(run.model, part, run.prepare, workers=workers)
+
+    queries = embedded(protocol.queries)
+    gallery = embedded(protocol.gallery) if protocol.gallery is not None else None
     out = Path(run_dir)
     if calibrate_far is not None or calibrate_precision is not None:
-        pairs, same = sample_pairs(data.train.y, config.test_triplets, config.seed)
+        fitted = gallery if gallery is not None else queries
+        pair_ids, same = sample_pairs(fitted.labels, pairs, seed)
         calibration = calibrate_threshold(
-            pair_distances(train_emb, pairs), same, calibrate_far, calibrate_precision
-        )
-        save_threshold(out, {**calibration, "split": "train"})
+            pair_distances(fitted.embeddings, pair_ids, metric), same, calibrate_far,
+            calibrate_precision,
+        )  # fmt: skip
+        split = "train" if protocol.name == "closed set" else "queries"
+        save_threshold(out, {**calibration, "split": split, "metric": metric})
     saved = load_threshold(out)
-    evaluation = evaluate_embeddings(
-        test_emb,
-        data.test.y,
-        train_emb,
-        data.train.y,
+    evaluation = _measure(
+        queries,
+        gallery,
         k=k,
-        pairs=config.test_triplets,
+        pairs=pairs,
+        linear_probe=protocol.fit_on is not None,
         threshold=saved["distance_threshold"] if saved else None,
-        seed=config.seed,
+        seed=seed,
+        metric=metric,
     )
-    classifiers = evaluation.metrics["classifiers"]  # the same probe and k-NN, measured once
-    rows = {
-        "embedding": {
-            "dim": int(train_emb.shape[1]),
-            "linear_accuracy": classifiers["linear_probe_accuracy"],
-            "knn_accuracy": classifiers["knn_majority_accuracy"],
-            "k": k,
-        }
-    }
-    labelled_path = Path(run_dir) / LABELLED
-    if labelled_path.is_file():  # few labels: classify by the labelled samples alone (1-NN)
-        labelled = np.load(labelled_path, allow_pickle=False)
-        rows["labelled"] = _classification(
-            train_emb[labelled], data.train.y[labelled], test_emb, data.test.y, 1
-        )
-    if raw_baseline:
-        raw_train = run.prepare(torch.from_numpy(data.train.x)).numpy()
-        raw_test = run.prepare(torch.from_numpy(data.test.x)).numpy()
-        rows["raw"] = _classification(raw_train, data.train.y, raw_test, data.test.y, k)
-    history_path = Path(run_dir) / "history.json"
+    rows = {"embedding": _row(evaluation.metrics, queries.embeddings.shape[1], k, protocol)}
+    labelled = run.labelled()
+    if labelled is not None and gallery is not None:  # few labels: 1-NN to the labelled samples
+        at = np.searchsorted(gallery.kept, labelled[np.isin(labelled, gallery.kept)])
+        rows["labelled"] = _classification(gallery.embeddings[at], gallery.labels[at], queries, 1)
+    if raw_baseline and _raw_is_affordable(protocol):
+        rows["raw"] = _raw_row(run, protocol, k, pairs, seed)
+    triplets = fixed_test_triplets(queries.labels, pairs, seed)
+    history_path = out / HISTORY
     history = read_json(history_path) if history_path.is_file() else []
+    unreadable = queries.unreadable + (gallery.unreadable if gallery is not None else [])
     metrics: dict[str, Any] = {
-        "dataset": config.dataset,
-        "method": config.method_name,
-        "model": run.spec["architecture"],
-        "embedding_dim": int(train_emb.shape[1]),
+        "dataset": config.data.dataset,
+        "method": config.method_label,
+        "model": run.spec.architecture,
+        "metric": metric,
+        "protocol": protocol.name,
+        "embedding_dim": int(queries.embeddings.shape[1]),
         "train_size": len(data.train),
-        "test_size": len(data.test),
+        "test_size": len(queries.labels),
         "k": k,
-        "seed": config.seed,
+        "seed": seed,
         "command": _command(out),
         "test_triplets": len(triplets),
-        "test_triplet_error": triplet_error(test_emb, triplets),
+        "test_triplet_error": triplet_error(queries.embeddings, triplets),
         "classification": rows,
+        "unreadable_images": {
+            "evaluation": len(unreadable),
+            "examples": unreadable[:5],
+            "training": int(history[-1].get("unreadable_images", 0)) if history else 0,
+        },
         "training": {
             "epochs": len(history),
             "seconds": float(sum(row["seconds"] for row in history)),
@@ -116,18 +152,97 @@ def evaluate_run(
     }
     metrics.update(evaluation.metrics)
     evaluation.metrics = metrics  # metrics.json keeps the run's keys and adds the new ones
+    query_x = protocol.queries.x
+    gallery_x = protocol.gallery.x if protocol.gallery is not None else query_x
     write_evaluation(
         out,
         evaluation,
-        f"{config.dataset} test embeddings ({config.method_name})",
-        query_images=data.test.x,
-        gallery_images=data.train.x,
+        f"{config.data.dataset} {_title(protocol)} ({config.method_label})",
+        query_images=_rows_of(query_x, queries.kept),
+        gallery_images=_rows_of(gallery_x, gallery.kept if gallery is not None else queries.kept),
         history=history,
-        class_names=run.spec.get("class_names", []),
+        class_names=run.spec.class_names,
         tsne=tsne,
         render=render_report,
     )
     return metrics
+
+
+def _measure(queries: Embedded, gallery: Embedded | None, **options: Any) -> Evaluation:
+    """``evaluate_embeddings`` of embedded queries against an embedded gallery (None: each
+    query against the others)."""
+    return evaluate_embeddings(
+        queries.embeddings,
+        queries.labels,
+        gallery.embeddings if gallery is not None else None,
+        gallery.labels if gallery is not None else None,
+        **options,
+    )
+
+
+def _title(protocol: Protocol) -> str:
+    return {
+        "closed set": "test embeddings",
+        "open set": "unseen classes",
+        "query/gallery": "queries",
+    }[protocol.name]
+
+
+def _rows_of(x: Any, rows: np.ndarray) -> Any:
+    """The readable samples (the rows kept), still lazy for image files."""
+    if len(rows) == len(x):
+        return x
+    return x.subset(rows) if isinstance(x, ImageFiles) else x[rows]
+
+
+def _row(metrics: dict[str, Any], dim: int, k: int, protocol: Protocol) -> dict[str, Any]:
+    """The embedding's row of the result table, from the full evaluation."""
+    retrieval, classifiers = metrics["retrieval"], metrics["classifiers"]
+    row: dict[str, Any] = {
+        "dim": dim,
+        "recall_at_1": retrieval.get("recall_at_1"),
+        "map_at_r": retrieval.get("map_at_r"),
+        "nmi": metrics["clustering"]["nmi"],
+        "knn_accuracy": classifiers["knn_majority_accuracy"],
+        "k": classifiers["k"],
+    }
+    if protocol.fit_on is not None:
+        row["linear_accuracy"] = classifiers["linear_probe_accuracy"]
+    return row
+
+
+def _raw_is_affordable(protocol: Protocol) -> bool:
+    """The raw-input row decodes every sample: done for arrays, and for up to
+    RAW_BASELINE_LIMIT image files."""
+    parts = [protocol.queries, *([protocol.gallery] if protocol.gallery is not None else [])]
+    files = sum(len(part) for part in parts if isinstance(part.x, ImageFiles))
+    return files <= RAW_BASELINE_LIMIT
+
+
+def _raw_row(run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int) -> dict[str, Any]:
+    """The same measures on the normalised raw inputs (Euclidean), the baseline."""
+
+    def raw(part: LabelledArray) -> Embedded:
+        return embed_split(nn.Flatten(), part, run.prepare)
+
+    queries = raw(protocol.queries)
+    gallery = raw(protocol.gallery) if protocol.gallery is not None else None
+    dim = int(queries.embeddings.shape[1])
+    if protocol.fit_on is not None and gallery is not None:
+        return _classification(gallery.embeddings, gallery.labels, queries, k)
+    evaluation = _measure(queries, gallery, k=k, pairs=pairs, linear_probe=False, seed=seed)
+    return _row(evaluation.metrics, dim, k, protocol)
+
+
+def _classification(
+    train_x: np.ndarray, train_y: np.ndarray, test: Embedded, k: int
+) -> dict[str, Any]:
+    return {
+        "dim": int(np.prod(train_x.shape[1:])),
+        "k": k,
+        "linear_accuracy": linear_probe_accuracy(train_x, train_y, test.embeddings, test.labels),
+        "knn_accuracy": knn_accuracy(train_x, train_y, test.embeddings, test.labels, k),
+    }
 
 
 def _command(run_dir: Path) -> str | None:
@@ -137,29 +252,31 @@ def _command(run_dir: Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
-def _classification(
-    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int
-) -> dict[str, Any]:
-    return {
-        "dim": int(np.prod(train_x.shape[1:])),
-        "k": k,
-        "linear_accuracy": linear_probe_accuracy(train_x, train_y, test_x, test_y),
-        "knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, k),
-    }
-
-
 def result_table(metrics: dict[str, Any]) -> str:
-    """A Markdown table: one row per feature set, the classifiers' test accuracy in columns."""
-    k = metrics["k"]
-    lines = ["| features | dim | linear classifier | k-NN | k |", "|---|---:|---:|---:|---:|"]
+    """A Markdown table: one row per feature set. Closed set: the classifiers' test accuracy;
+    open set and query/gallery: Recall@1, MAP@R and NMI."""
     names = {"embedding": f"{metrics['method']} embedding", "raw": "raw inputs (baseline)"}
     names["labelled"] = f"{metrics['method']} embedding, fit on the labelled samples only"
-    for key, row in metrics["classification"].items():
-        lines.append(
-            f"| {names.get(key, key)} | {row['dim']} | {row['linear_accuracy']:.2%} | "
-            f"{row['knn_accuracy']:.2%} | {row.get('k', k)} |"
-        )
+    rows = metrics["classification"]
+    if all("linear_accuracy" in row for row in rows.values()):
+        lines = ["| features | dim | linear classifier | k-NN | k |", "|---|---:|---:|---:|---:|"]
+        cells = [
+            f"{row['linear_accuracy']:.2%} | {row['knn_accuracy']:.2%} | {row.get('k', metrics['k'])}"
+            for row in rows.values()
+        ]
+    else:
+        lines = ["| features | dim | Recall@1 | MAP@R | NMI |", "|---|---:|---:|---:|---:|"]
+        cells = [
+            f"{_percent(row.get('recall_at_1'))} | {_percent(row.get('map_at_r'))} | {row['nmi']:.4f}"
+            for row in rows.values()
+        ]
+    for (key, row), cell in zip(rows.items(), cells, strict=True):
+        lines.append(f"| {names.get(key, key)} | {row['dim']} | {cell} |")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
 
 
 def render_report(metrics: dict[str, Any]) -> str:
@@ -170,19 +287,47 @@ def render_report(metrics: dict[str, Any]) -> str:
         if commands
         else ""
     )
+    protocol = metrics.get("protocol", "closed set")
+    setting = {
+        "closed set": f"Test accuracy on {metrics['test_size']} samples; the classifiers are fit "
+        f"on the {metrics['train_size']} training samples (the paper's protocol: a linear "
+        "classifier on the train embeddings).",
+        "open set": f"Open set: the {metrics['test_size']} test samples are of classes never "
+        "trained on; retrieval among them, each query against all the others (Musgrave et al. "
+        "2020). No classifier is fit on the training classes.",
+        "query/gallery": f"{metrics['test_size']} queries against the gallery of the data's "
+        "split column.",
+    }[protocol]
+    unreadable = metrics.get("unreadable_images", {})
+    skipped = ""
+    if unreadable.get("evaluation") or unreadable.get("training"):
+        examples = ", ".join(unreadable.get("examples", []))
+        skipped = (
+            f"\n\nUnreadable images: {unreadable.get('training', 0)} replaced in training, "
+            f"{unreadable.get('evaluation', 0)} left out of the evaluation"
+            + (f" (e.g. {examples})" if examples else "")
+            + "."
+        )
     return f"""# tripletnet report: {metrics["dataset"]}, {metrics["method"]}
 
-Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding, trained {plural(training["epochs"], "epoch")}
-in {training["seconds"]:.1f} s with seed {metrics.get("seed", "?")}. Test accuracy on
-{metrics["test_size"]} samples; the classifiers are fit on the {metrics["train_size"]} training
-samples (the paper's protocol: a linear classifier on the train embeddings).{trained_by}
+Model `{metrics["model"]}`, {metrics["embedding_dim"]}-d embedding compared by
+{metrics.get("metric", "euclidean")} distance, trained {plural(training["epochs"], "epoch")}
+in {training["seconds"]:.1f} s with seed {metrics.get("seed", "?")}. {setting}{trained_by}{skipped}
 
 {result_table(metrics)}
 
 Test triplet error: **{metrics["test_triplet_error"]:.2%}** on {metrics["test_triplets"]} fixed test
 triplets (a triplet is an error when d(anchor, positive) >= d(anchor, negative)).
 
-{render_evaluation(metrics, "test queries, train gallery")}
+{render_evaluation(metrics, _setting_title(protocol))}
 Machine: {metrics["machine"]["platform"]}, torch {metrics["machine"]["torch"]},
 {metrics["machine"]["threads"]} threads.
 """
+
+
+def _setting_title(protocol: str) -> str:
+    return {
+        "closed set": "test queries, train gallery",
+        "open set": "unseen classes, leave-one-out",
+        "query/gallery": "queries, gallery",
+    }[protocol]

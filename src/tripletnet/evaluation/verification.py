@@ -33,9 +33,16 @@ def sample_pairs(labels: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray,
     return pairs, np.arange(2 * n) < n
 
 
-def pair_distances(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """L2 distance of each (i, j) row pair."""
-    return np.linalg.norm(embeddings[pairs[:, 0]] - embeddings[pairs[:, 1]], axis=1)
+def pair_distances(
+    embeddings: np.ndarray, pairs: np.ndarray, metric: str = "euclidean"
+) -> np.ndarray:
+    """The distance of each (i, j) row pair: L2, or for ``metric`` "cosine" the cosine distance
+    1 - a.b / (||a|| ||b||)."""
+    first, second = embeddings[pairs[:, 0]], embeddings[pairs[:, 1]]
+    if metric == "cosine":
+        norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
+        return 1.0 - (first * second).sum(axis=1) / np.maximum(norms, 1e-12)
+    return np.linalg.norm(first - second, axis=1)
 
 
 def roc(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_dataset
+from ..data import ImageFiles, SourceOptions, load_dataset
+from ..data.images import IMAGE_SUFFIXES, is_image_file
 from ..errors import TripletnetError
 from ..files import load_numeric_npy
+from ..runs.data import embed_split, load_data
 from .embedder import Embedder
-from .images import IMAGE_SUFFIXES, read_image
+from .images import read_image
 from .index import SearchIndex, check_label
 
 
@@ -33,25 +35,37 @@ def from_dataset(
     data_dir: str | Path | None = None,
     limit: int | None = None,
 ) -> Collection:
-    """A dataset split: source ``NAME:SPLIT:ROW``, the dataset's labels, thumbnails of the images."""
-    trained_on = embedder.run.config
-    download = False
-    if data_dir is None and name == trained_on.dataset:  # where the run found it
-        data_dir, download = trained_on.data_dir, trained_on.download
-    data = load_dataset(name, data_dir, download)
+    """A split of a dataset (a built-in name or a folder/CSV/npz path): its labels, sources
+    (``NAME:SPLIT:ROW``, or the file's path for image files) and thumbnails. The run's own
+    dataset is read as the run read it (image size, split); unreadable files are left out."""
+    config = embedder.run.config
+    if data_dir is None and name == config.data.dataset:  # where and how the run found it
+        data = load_data(config)
+    else:
+        options = SourceOptions(config.data.image_size, None, config.optim.seed)
+        data = load_dataset(name, data_dir, False, options)
     if data.input_shape != embedder.input_shape:
         raise TripletnetError(
             f"dataset {name} has inputs of shape {list(data.input_shape)} but the model takes "
             f"{list(embedder.input_shape)}; index a dataset the model was trained for"
         )
-    part = data.train if split == "train" else data.test
-    rows = len(part) if limit is None else min(limit, len(part))
-    samples = part.x[:rows]
+    part = {"train": data.train, "test": data.test, "query": data.query, "gallery": data.gallery}[
+        split
+    ]
+    if part is None:
+        raise TripletnetError(f"{name} has no {split} split; choose train or test")
+    part = part.take(np.arange(len(part) if limit is None else min(limit, len(part))))
+    embedded = embed_split(embedder.run.model, part, embedder.run.prepare)
+    files = part.x if isinstance(part.x, ImageFiles) else None
+    pictures = embedder.raw_format.is_image
     return Collection(
-        vectors=embedder.embed_samples(samples),
-        labels=[int(y) for y in part.y[:rows]],
-        sources=[f"{name}:{split}:{row}" for row in range(rows)],
-        thumbnails=embedder.thumbnails(samples),
+        vectors=embedded.embeddings,
+        labels=[int(y) for y in embedded.labels],
+        sources=[
+            str(files.path(int(row))) if files is not None else f"{name}:{split}:{row}"
+            for row in embedded.kept
+        ],
+        thumbnails=embedder.thumbnails(np.asarray(part.x[embedded.kept])) if pictures else None,
         class_names=data.class_names,
     )
 
@@ -60,11 +74,9 @@ def from_images(embedder: Embedder, folder: Path) -> Collection:
     """Every image under ``folder``; a class-per-subfolder layout gives labels (sorted names)."""
     if not folder.is_dir():
         raise TripletnetError(f"--images {folder} is not a folder")
-    paths = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
     if not paths:
-        raise TripletnetError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise TripletnetError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     classes = sorted({p.relative_to(folder).parts[0] for p in paths if p.parent != folder})
     labelled = all(p.parent != folder for p in paths)
     samples = embedder.samples([read_image(p) for p in paths])
@@ -105,7 +117,7 @@ def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) 
 
 def build_index(embedder: Embedder, collection: Collection, kind: str = "exact") -> SearchIndex:
     """Embed nothing more: put the collection's vectors and metadata into a new index."""
-    index = SearchIndex(embedder.dim, kind, embedder.ref)
-    index.class_names = collection.class_names or list(embedder.run.spec.get("class_names", []))
+    index = SearchIndex(embedder.dim, kind, embedder.ref, metric=embedder.metric)
+    index.class_names = collection.class_names or list(embedder.run.spec.class_names)
     index.add(collection.vectors, collection.labels, collection.sources, collection.thumbnails)
     return index

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..evaluation.embed import embed
-from ..training import TrainedRun, load_run
-from ..training.checkpoint import MODEL
+from ..runs import MODEL, TrainedRun, embed, load_run, read_metadata
 from .images import RawFormat
 from .index import ModelRef
 
@@ -47,16 +45,21 @@ class Embedder:
     def from_run(cls, run_dir: str | Path) -> Embedder:
         run = load_run(run_dir)
         path = Path(run_dir).resolve()
-        raw = RawFormat.of(run.config.dataset, run.spec["input_shape"])
-        return cls(run, raw, ModelRef(fingerprint(path, run.spec, raw), run.spec, str(path)))
+        raw = RawFormat(run.spec.input_shape, run.spec.pixel_top or 255.0)
+        stored = read_metadata(path / MODEL)["spec"]  # as saved: older runs keep their prints
+        return cls(run, raw, ModelRef(fingerprint(path, stored, raw), stored, str(path)))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.run.spec["input_shape"])
+        return self.run.spec.input_shape
 
     @property
     def dim(self) -> int:
-        return int(self.run.spec["embedding_dim"])
+        return self.run.spec.embedding_dim
+
+    @property
+    def metric(self) -> str:
+        return self.run.spec.metric
 
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:
         return embed(self.run.model, samples, self.run.prepare)

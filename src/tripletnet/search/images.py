@@ -8,23 +8,17 @@ RGB, resized to H x W, rescaled) before the run's normaliser sees it, exactly li
 from __future__ import annotations
 
 import io
-import threading
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..data import images as data_images
+from ..data.images import UnreadableImageError, open_image
 from ..errors import TripletnetError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # what Pillow may try to decode
-MAX_PIXELS = 40_000_000  # refuse decompression bombs
 THUMBNAIL_SIDE = 32
-PIXEL_TOP = {"digits": 16.0}  # datasets whose loader does not return uint8 0..255
-_WARNINGS = threading.Lock()  # catch_warnings changes process-wide state: one thread at a time
 
 
 class ImageError(TripletnetError, ValueError):
@@ -36,41 +30,15 @@ class ImageTooLargeError(ImageError):
 
 
 def decode_image(data: bytes, name: str = "upload") -> Image.Image:
-    """Decode image bytes (PNG, JPEG, ...) or raise ImageError saying what went wrong.
-
-    The size in the header is checked against MAX_PIXELS before any pixel is decoded, whatever
-    Pillow's own limit (``Image.MAX_IMAGE_PIXELS``) is; Pillow refusing an image is reported alike.
-    Only FORMATS are tried, so no file reaches a decoder such as EPS's (Ghostscript)."""
-    too_large = f"send an image of at most {MAX_PIXELS:,} pixels"
+    """Decode image bytes (PNG, JPEG, ...) with the data layer's decoder (its pixel limit is
+    checked from the header, before any pixel is decoded), or raise ImageError (ImageTooLargeError
+    for a decompression bomb) saying what went wrong and what to send instead."""
     try:
-        with _WARNINGS, warnings.catch_warnings():  # DecompressionBombWarning, bad TIFF tags
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
-        if image.width * image.height > MAX_PIXELS:
-            raise ImageTooLargeError(
-                f"{name} is too large to decode: {image.width}x{image.height} pixels; {too_large}"
-            )
-        image.load()
-    except Image.DecompressionBombError as error:  # over twice Pillow's limit
-        raise ImageTooLargeError(
-            f"{name} is too large to decode: its header claims more pixels than Pillow allows "
-            f"(a decompression bomb?); {too_large}"
-        ) from error
-    except ImageError:
-        raise
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        UserWarning,
-    ) as error:
-        # UserWarning: Pillow's warnings about a damaged file, where warnings are made errors
-        raise ImageError(
-            f"{name} is not a readable image (send a PNG, JPEG, BMP, GIF, WebP or TIFF file)"
-        ) from error
-    return image
+        return open_image(data, name)
+    except data_images.ImageTooLargeError as error:
+        raise ImageTooLargeError(str(error)) from error
+    except UnreadableImageError as error:
+        raise ImageError(f"{error} (send a PNG, JPEG, BMP, GIF, WebP or TIFF file)") from error
 
 
 def read_image(path: Path) -> Image.Image:
@@ -87,10 +55,6 @@ class RawFormat:
 
     shape: tuple[int, ...]
     top: float = 255.0
-
-    @classmethod
-    def of(cls, dataset: str, input_shape: Sequence[int]) -> RawFormat:
-        return cls(tuple(int(d) for d in input_shape), PIXEL_TOP.get(dataset, 255.0))
 
     @property
     def is_image(self) -> bool:

@@ -10,8 +10,9 @@ Kinds, chosen by name (FAISS factory strings in brackets):
 
 Ids are int64 chosen by the index (0, 1, 2, ...; never reused). FAISS keeps them: an IVF index
 stores ids in its lists; flat and HNSW indexes are wrapped in IndexIDMap2. A removal never
-renumbers the others. Distances are Euclidean
-(the square root of FAISS's squared L2), the metric the nets are trained with.
+renumbers the others. Distances are the run's metric: Euclidean (the square root of FAISS's
+squared L2), or for a cosine run the cosine distance 1 - cos (vectors are L2-normalised on the
+way in, so FAISS's L2 ranks them as cosine similarity does, and 1 - cos = ||a - b||^2 / 2).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .locking import ReadWriteLock
 from .store import IndexFolderError, current_version, write_version
 
 KINDS = ("exact", "hnsw", "ivfpq")
+METRICS = ("euclidean", "cosine")
 FORMAT = 1
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "exact": {},
@@ -105,7 +107,10 @@ class SearchIndex:
         kind: str = "exact",
         model: ModelRef | None = None,
         params: dict[str, int] | None = None,
+        metric: str = "euclidean",
     ) -> None:
+        if metric not in METRICS:
+            raise TripletnetError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
         if kind not in KINDS:
             raise TripletnetError(f"unknown index kind {kind!r}; choose one of: {', '.join(KINDS)}")
         if dim < 1:
@@ -118,6 +123,7 @@ class SearchIndex:
             )
         self.dim = dim
         self.kind = kind
+        self.metric = metric
         self.model = model
         self.params = {**DEFAULT_PARAMS[kind], **(params or {})}
         self.class_names: list[str] = []  # label -> name, where the labels have names
@@ -208,7 +214,12 @@ class SearchIndex:
             )
         if not np.isfinite(array).all():
             raise TripletnetError("vectors must be finite (no NaN or infinity)")
-        return np.ascontiguousarray(array)
+        if self.metric == "cosine":
+            norms = np.linalg.norm(array, axis=1, keepdims=True)
+            if not norms.all():
+                raise TripletnetError("a zero vector has no direction: cosine cannot compare it")
+            array = array / norms
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     def add(
         self,
@@ -284,12 +295,17 @@ class SearchIndex:
             squared, ids = self._faiss.search(queries, min(k, len(self.items)))
             return [
                 [
-                    Hit(self.items[int(i)], math.sqrt(max(float(d), 0.0)))
+                    Hit(self.items[int(i)], self._distance(float(d)))
                     for d, i in zip(row_d, row_i, strict=True)
                     if i >= 0 and int(i) in self.items
                 ]
                 for row_d, row_i in zip(squared, ids, strict=True)
             ]
+
+    def _distance(self, squared: float) -> float:
+        """FAISS's squared L2 as the index's distance: L2, or 1 - cos on unit vectors."""
+        squared = max(squared, 0.0)
+        return squared / 2 if self.metric == "cosine" else math.sqrt(squared)
 
     def label_name(self, label: int | None) -> str | None:
         if label is None:
@@ -319,6 +335,7 @@ class SearchIndex:
             "format": FORMAT,
             "kind": self.kind,
             "dim": self.dim,
+            "metric": self.metric,
             "params": self.params,
             "count": len(self.items),
             "next_id": self.next_id,
@@ -396,7 +413,8 @@ class SearchIndex:
                 f"{folder} has index format {manifest.get('format')!r}; this tripletnet reads {FORMAT}"
             )
         model = ModelRef(**manifest["model"]) if manifest.get("model") else None
-        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"])
+        metric = manifest.get("metric", "euclidean")  # indexes before metrics: Euclidean
+        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"], metric)
         index._read_from = (root.resolve(), folder.name)
         index.next_id = int(manifest["next_id"])
         index.class_names = list(manifest.get("class_names", []))

@@ -294,8 +294,9 @@ def create_app(
             "status": "ok",
             "model": {
                 "fingerprint": embedder.ref.fingerprint,
-                "architecture": spec["architecture"],
-                "input_shape": spec["input_shape"],
+                "architecture": spec.architecture,
+                "input_shape": list(spec.input_shape),
+                "metric": spec.metric,
                 "run": Path(run_dir).resolve().name,  # not the full path: it is the server's
             },
             "dim": index.dim,

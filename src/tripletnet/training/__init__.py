@@ -1,7 +1,18 @@
-"""Training: configuration, methods, the loop, checkpoints and run folders."""
+"""Training: the configuration, the methods (a registry), the pipeline, the loop and ``train``."""
 
+from ..runs import TrainedRun, load_run
 from .config import TrainConfig
-from .run_folder import TrainedRun, load_run
-from .trainer import TrainingDiverged, train
+from .fit import TrainingDiverged, fit
+from .methods import METHODS, Method
+from .run import train
 
-__all__ = ["TrainConfig", "TrainedRun", "TrainingDiverged", "load_run", "train"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "TrainConfig",
+    "TrainedRun",
+    "TrainingDiverged",
+    "fit",
+    "load_run",
+    "train",
+]

@@ -8,18 +8,20 @@ both drawn afresh from that class's labelled pool; all go through the net in one
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TripletnetError
-from ..evaluation.triplet_error import matched_triplet_error
-from ..losses.semi_supervised import semi_supervised_loss
-from .config import TrainConfig
-from .methods import Inputs
-
-LABELLED = "labelled.npy"  # the run folder's record of which train samples were labelled
+from ...errors import TripletnetError
+from ...files import load_npy, save_npy_atomic
+from ...losses.semi_supervised import semi_supervised_loss
+from ...runs import LABELLED
+from ...runs.options import check_count, check_range, option
+from . import register
+from .base import Method, MethodContext, Statistics, matched_triplet_error
 
 
 def labelled_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
@@ -41,57 +43,84 @@ def labelled_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.
     return np.sort(np.concatenate(chosen))
 
 
-class SemiSupervisedMethod:
+@dataclass
+class SemiSupervisedOptions:
+    labels_per_class: int | None = option(
+        None, "Label only this many seeded samples per class (default: all)."
+    )
+    unlabelled_weight: float = option(
+        1.0, "lambda, the weight of the unlabelled entropy (0: labels alone)."
+    )
+    steps_per_epoch: int | None = option(
+        None, "At most this many batches an epoch (default: a pass over the data)."
+    )
+
+
+@register
+class SemiSupervised(Method):
     """Batches of [B unlabelled | one labelled input per class | one reference per class].
 
     With ``unlabelled_weight`` 0 the batches hold the labelled part only: the same net trained
     on the labelled samples alone (no unlabelled image reaches it, not even its batch norm).
     """
 
-    def __init__(self, labels: np.ndarray, labelled: np.ndarray, config: TrainConfig) -> None:
-        self.size = len(labels)
+    name = "semi-supervised"
+    Options = SemiSupervisedOptions
+    description = "Hoffer & Ailon (2016): metric embedding from few labels and unlabelled data."
+
+    def __init__(self, options: SemiSupervisedOptions, context: MethodContext) -> None:
+        super().__init__(options, context)
+        self.size = len(context.labels)
+        self.use_labelled(labelled_subset(context.labels, options.labels_per_class, context.seed))
+
+    @classmethod
+    def validate(cls, options: SemiSupervisedOptions) -> None:
+        check_count("labels-per-class", options.labels_per_class)
+        check_range("--unlabelled-weight", options.unlabelled_weight)
+        check_count("steps-per-epoch", options.steps_per_epoch)
+
+    def use_labelled(self, labelled: np.ndarray) -> None:
+        """Train with these labelled samples (sorted indices into the pool)."""
         self.labelled = np.asarray(labelled)
-        classes, positions = np.unique(labels[self.labelled], return_inverse=True)
+        classes, positions = np.unique(self.context.labels[self.labelled], return_inverse=True)
         if len(classes) < 2:
             raise TripletnetError("semi-supervised training needs labelled samples of 2+ classes")
         self.num_classes = len(classes)
         order = np.argsort(positions, kind="stable")
-        self.pool = self.labelled[order]  # labelled indices grouped by class
+        self.grouped = self.labelled[order]  # labelled indices grouped by class
         self.counts = np.bincount(positions, minlength=self.num_classes)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
-        self.batch_size = config.batch_size
-        self.unlabelled_weight = config.unlabelled_weight
-        self.seed = config.seed
-        self.max_batches = config.steps_per_epoch
 
-    def check(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
-        pass
+    def save(self, folder: Path) -> None:
+        save_npy_atomic(folder / LABELLED, self.labelled)
+
+    def restore(self, folder: Path) -> None:
+        self.use_labelled(np.asarray(load_npy(folder / LABELLED)))
 
     def num_batches(self) -> int:
-        full = -(-self.size // self.batch_size)
-        return min(full, self.max_batches or full)
+        full = -(-self.size // self.context.batch_size)
+        return min(full, self.options.steps_per_epoch or full)
 
     def draw_labelled(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One labelled input and one reference per class, distinct when the class has two."""
         first = (rng.random(self.num_classes) * self.counts).astype(np.int64)
         second = first + 1 + (rng.random(self.num_classes) * (self.counts - 1)).astype(np.int64)
         second %= self.counts
-        return self.pool[self.starts + first], self.pool[self.starts + second]
+        return self.grouped[self.starts + first], self.grouped[self.starts + second]
 
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
+        size, weight = self.context.batch_size, self.options.unlabelled_weight
+        rng = np.random.default_rng([self.context.seed, epoch])
         order = rng.permutation(self.size)
-        for start in range(0, self.batch_size * self.num_batches(), self.batch_size):
+        for start in range(0, size * self.num_batches(), size):
             inputs, references = self.draw_labelled(rng)
-            unlabelled = (
-                order[start : start + self.batch_size] if self.unlabelled_weight else order[:0]
-            )
+            unlabelled = order[start : start + size] if weight else order[:0]
             yield np.concatenate([unlabelled, inputs, references]).astype(np.int64)
 
     def loss(
-        self, model: nn.Module, batch: np.ndarray, inputs: Inputs
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        embeddings = model(inputs(batch))
+        self, model: nn.Module, indices: np.ndarray, inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, Statistics]:
+        embeddings = model(inputs)
         c = self.num_classes
         unlabelled, labelled, references = (
             embeddings[: -2 * c],
@@ -100,6 +129,6 @@ class SemiSupervisedMethod:
         )
         targets = torch.arange(c, device=embeddings.device)
         loss = semi_supervised_loss(
-            labelled, targets, unlabelled, references, self.unlabelled_weight
+            labelled, targets, unlabelled, references, self.options.unlabelled_weight
         )
         return loss, {"triplet_error": matched_triplet_error(labelled, references)}

@@ -1,11 +1,12 @@
 """A run folder: what training writes and every later command reads.
 
-config.json              the resolved TrainConfig
+config.json              the run's configuration (``RunConfig``; a valid ``--config``)
 checkpoint.safetensors   last finished epoch: weights, optimizer state, history (for --resume)
-model.safetensors        the trained embedding net, with what is needed to rebuild it
+model.safetensors        the trained embedding net, with its ModelSpec (how to rebuild it)
 history.json             one row per epoch (loss, triplet errors, lr, seconds)
-command.txt              the command line that trained it (tripletnet train ...)
-metrics.json, report.md, embedding.png   written by evaluation
+command.txt              the command lines that trained it (tripletnet train ..., then resumes)
+labelled.npy             semi-supervised runs: which training samples kept their labels
+metrics.json, report.md, per_query.npz and the figures   written by evaluation
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
 
-from ..data import Normalizer
 from ..errors import RunFolderError
-from ..files import read_json_object
-from ..models import EmbeddingNet, build_model
+from ..files import load_npy, read_json_object
+from ..models import EmbeddingNet
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, read_metadata
-from .config import TrainConfig
+from .config import RunConfig
+from .spec import ModelSpec
 
+CONFIG = "config.json"
+HISTORY = "history.json"
 COMMAND = "command.txt"
+LABELLED = "labelled.npy"
 
 
 def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
@@ -48,43 +51,37 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def read_config(run_dir: Path) -> RunConfig:
+    """The configuration a run folder was trained with (version 1 or 2)."""
+    path = run_dir / CONFIG
+    return RunConfig.from_dict(read_json_object(path), str(path))
+
+
+def read_spec(weights: Path, dataset: str | None = None) -> ModelSpec:
+    """The ModelSpec stored in a checkpoint or model file's metadata."""
+    metadata = read_metadata(weights)
+    if "spec" not in metadata:
+        raise RunFolderError(f"{weights} holds no model spec; is it a tripletnet model file?")
+    return ModelSpec.from_dict(metadata["spec"], f"the spec in {weights}", dataset)
+
+
 @dataclass
 class TrainedRun:
-    """A finished run loaded back: the net, its input normalisation and its configuration."""
+    """A finished run loaded back: the net, its spec and its configuration."""
 
     path: Path
-    model: nn.Module
-    normalizer: Normalizer
-    config: TrainConfig
-    spec: dict[str, Any]
+    model: EmbeddingNet
+    spec: ModelSpec
+    config: RunConfig
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.normalizer(batch)
+        """Raw samples as the net saw them in training (the run's normalisation)."""
+        return self.spec.normalizer(batch)
 
-
-def model_spec(
-    architecture: str,
-    input_shape: tuple[int, ...],
-    model: EmbeddingNet,
-    normalizer: Normalizer,
-    class_names: list[str],
-) -> dict[str, Any]:
-    """What a later command needs to rebuild the net and preprocess new inputs the same way."""
-    return {
-        "architecture": architecture,
-        "input_shape": list(input_shape),
-        "embedding_dim": model.embedding_dim,
-        "net_options": model.layer_options(),
-        "normalizer": normalizer.to_dict(),
-        "class_names": class_names,
-    }
-
-
-def build_from_spec(spec: dict[str, Any]) -> EmbeddingNet:
-    options = spec.get("net_options", {})  # older specs have none: every net's defaults
-    return build_model(
-        spec["architecture"], tuple(spec["input_shape"]), spec["embedding_dim"], **options
-    )
+    def labelled(self) -> np.ndarray | None:
+        """The labelled training samples of a semi-supervised run, else None."""
+        path = self.path / LABELLED
+        return np.asarray(load_npy(path)) if path.is_file() else None
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
@@ -94,9 +91,9 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
     if not weights.is_file():
         hint = " (training has not finished; --resume it)" if (path / CHECKPOINT).is_file() else ""
         raise RunFolderError(f"{path} is not a finished tripletnet run: no {MODEL}{hint}")
-    spec = read_metadata(weights)["spec"]
-    model = build_from_spec(spec)
+    config = read_config(path)
+    spec = read_spec(weights, config.data.dataset)
+    model = spec.build()
     load_checkpoint(weights, model)
     model.to(device).eval()
-    config = TrainConfig.from_dict(read_json_object(path / "config.json"), f"{path}/config.json")
-    return TrainedRun(path, model, Normalizer(**spec["normalizer"]), config, spec)
+    return TrainedRun(path, model, spec, config)

@@ -1,0 +1,99 @@
+"""The training loop: batches -> loss -> step, epoch after epoch. It knows no method by name.
+
+The loss and the method's statistics accumulate on the device and are read every
+``check_every`` steps (and at the end of an epoch), not once per step, so a GPU is never made
+to wait for the host; a NaN or infinite loss found then stops the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..errors import TripletnetError
+from ..models import EmbeddingNet
+from .methods import Method, Statistics
+from .pipeline import Pipeline
+
+
+class TrainingDiverged(TripletnetError):
+    """The loss became NaN or infinite."""
+
+
+class Tally:
+    """Sums of the loss and of each statistic over an epoch, weighted by the batch sizes."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.images = 0
+
+    def add(self, loss: torch.Tensor, statistics: Statistics, size: int) -> None:
+        self.images += size
+        for name, value in {"loss": loss.detach(), **statistics}.items():
+            self.sums[name] = self.sums.get(name, 0) + value.float() * size
+            self.counts[name] = self.counts.get(name, 0) + size
+
+    def means(self) -> dict[str, float]:
+        """Each mean, read from the device once."""
+        names = list(self.sums)
+        values = torch.stack([self.sums[n] for n in names]).tolist() if names else []
+        return {n: value / self.counts[n] for n, value in zip(names, values, strict=True)}
+
+
+def fit(
+    model: EmbeddingNet,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    pipeline: Pipeline,
+    epochs: range,
+    schedule: Callable[[int, int], float],
+    on_epoch_end: Callable[[int, dict[str, Any]], None],
+    seed: int,
+    compute_dtype: torch.dtype | None = None,
+    show_progress: bool = True,
+    check_every: int = 50,
+) -> None:
+    """Train ``model`` with ``method`` for ``epochs``; ``schedule(epoch, step)`` gives the
+    learning rate; ``on_epoch_end(epoch, row)`` gets the epoch's mean loss and statistics, its
+    last learning rate, seconds and images (it evaluates, checkpoints, logs)."""
+    steps = method.num_batches()
+    for epoch in epochs:
+        torch.manual_seed(seed * 100_003 + epoch)  # dropout and augmentation, also on resume
+        model.train()
+        model.compute_dtype = compute_dtype
+        tally, started, lr = Tally(), time.perf_counter(), math.nan
+        bar = tqdm(total=steps, disable=not show_progress, leave=False, unit="batch",
+                   desc=f"epoch {epoch + 1}/{epochs.stop}", mininterval=0.5)  # fmt: skip
+        for step, (indices, inputs) in enumerate(pipeline.epoch(list(method.batches(epoch)))):
+            lr = schedule(epoch, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, statistics = method.loss(model, indices, inputs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            tally.add(loss, statistics, len(indices))
+            bar.update()
+            if (step + 1) % check_every == 0 or step + 1 == steps:
+                means = _checked(tally, epoch, step)
+                bar.set_postfix({name: f"{value:.4f}" for name, value in means.items()})
+        bar.close()
+        row = _checked(tally, epoch, steps - 1)
+        model.compute_dtype = None
+        seconds = time.perf_counter() - started
+        on_epoch_end(epoch, {**row, "lr": lr, "seconds": seconds, "images": tally.images})
+
+
+def _checked(tally: Tally, epoch: int, step: int) -> dict[str, float]:
+    means = tally.means()
+    if not math.isfinite(means.get("loss", 0.0)):
+        raise TrainingDiverged(
+            f"the loss became {means['loss']} in epoch {epoch + 1}, by step {step + 1}"
+        )
+    return means

@@ -1,0 +1,178 @@
+"""Batch-mining training: embed each image of a batch once, mine tuples from the batch's
+distance matrix, and apply a metric-learning loss (``--method batch-mining --loss ...``; the
+older ``tripletnet train --loss ...`` means the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+
+from ... import losses, mining
+from ...checks import InvalidInputError
+from ...comparison import pair_masks
+from ...distances import pairwise_euclidean
+from ...errors import TripletnetError
+from ...losses.batch_all import batch_all_hinge, count_triplets
+from ...runs.options import check_count, option
+from ...sampling import PKSampler
+from . import register
+from .base import Method, MethodContext, Statistics
+
+# each takes ``miner=`` and rejects a miner of the wrong kind itself
+LOSSES: dict[str, Callable[..., losses.MetricLoss]] = {
+    "triplet-margin": losses.TripletMarginLoss,
+    "triplet-soft-margin": partial(losses.TripletMarginLoss, soft_margin=True),
+    "distance-ratio": losses.DistanceRatioTripletLoss,
+    "contrastive": losses.ContrastiveLoss,
+    "lifted-structure": losses.LiftedStructureLoss,
+    "ntxent": losses.NTXentLoss,
+    "npair": losses.NPairLoss,
+    "supcon": losses.SupConLoss,
+    "multi-similarity": losses.MultiSimilarityLoss,
+    "circle": losses.CircleLoss,
+}
+# losses with learned per-class vectors: built for (num_classes, embedding_dim), trained with the net
+PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
+    "arcface": losses.ArcFaceLoss,
+    "cosface": losses.CosFaceLoss,
+    "proxy-nca": losses.ProxyNCALoss,
+    "proxy-anchor": losses.ProxyAnchorLoss,
+}
+LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
+MINERS: dict[str, type[mining.Miner]] = {
+    "batch-all": mining.BatchAllMiner,
+    "batch-hard": mining.BatchHardMiner,
+    "semi-hard": mining.SemiHardMiner,
+    "easy-positive": mining.EasyPositiveMiner,
+    "distance-weighted": mining.DistanceWeightedMiner,
+    "multi-similarity": mining.MultiSimilarityMiner,
+    "pair-margin": mining.PairMarginMiner,
+}
+SAMPLERS = ("pk", "random")
+# losses on cosine similarity: a run trained with one L2-normalises its embeddings
+COSINE_LOSSES = ("ntxent", "supcon", "multi-similarity", "circle", *PROXY_LOSSES)
+
+
+def build_loss(
+    loss: str, miner: str | None, num_classes: int = 2, embedding_dim: int = 2
+) -> losses.MetricLoss:
+    """The loss named ``loss`` with the miner named ``miner`` (None: the loss's own tuples);
+    a proxy loss gets ``num_classes`` proxies of ``embedding_dim``."""
+    if loss not in LOSS_NAMES:
+        raise TripletnetError(f"unknown --loss {loss!r}; choose one of: {', '.join(LOSS_NAMES)}")
+    if miner is not None and miner not in MINERS:
+        raise TripletnetError(f"unknown --miner {miner!r}; choose one of: {', '.join(MINERS)}")
+    if loss in PROXY_LOSSES:
+        if miner is not None:
+            raise TripletnetError(
+                f"--loss {loss} compares samples with proxies; it takes no --miner"
+            )
+        return PROXY_LOSSES[loss](num_classes, embedding_dim)
+    chosen = None if miner is None else MINERS[miner]()
+    try:
+        return LOSSES[loss](miner=chosen)
+    except InvalidInputError:  # the loss refused the kind of miner: name the ones it takes
+        kind = mining.PairMiner if isinstance(chosen, mining.TripletMiner) else mining.TripletMiner
+        options = [name for name, miner_class in MINERS.items() if issubclass(miner_class, kind)]
+        raise TripletnetError(
+            f"--loss {loss} takes a {'pair' if kind is mining.PairMiner else 'triplet'} miner; "
+            f"choose --miner from: {', '.join(options)}"
+        ) from None
+
+
+@dataclass
+class BatchMiningOptions:
+    loss: str | None = option(
+        None, "Batch-mining loss (with --method batch-mining).", choices=LOSS_NAMES
+    )
+    miner: str | None = option(None, "Miner for --loss (default: none).", choices=tuple(MINERS))
+    sampler: str = option(
+        "pk", "Batches for --loss: pk (P classes x K samples) or random.", choices=SAMPLERS
+    )
+    classes_per_batch: int | None = option(None, "P (pk; default: 16, or every class when fewer).")
+    samples_per_class: int = option(8, "K (pk).")
+
+
+@register
+class BatchMining(Method):
+    """One forward pass per batch of P x K (or random) samples; the loss mines the tuples
+    from the batch's distance matrix (``tripletnet train --method batch-mining --loss ...``)."""
+
+    name = "batch-mining"
+    Options = BatchMiningOptions
+    description = "Any loss of tripletnet.losses on P x K batches, with an optional miner."
+
+    def __init__(self, options: BatchMiningOptions, context: MethodContext) -> None:
+        super().__init__(options, context)
+        assert options.loss is not None
+        labels = context.labels
+        self.labels = torch.from_numpy(np.asarray(labels).astype(np.int64))
+        num_classes = max(context.num_classes, 1)
+        self.criterion = build_loss(options.loss, options.miner, num_classes, context.embedding_dim)
+        self.sampler = (
+            PKSampler(
+                labels,
+                options.classes_per_batch or min(16, len(np.unique(labels))),
+                options.samples_per_class,
+                context.seed,
+            )
+            if options.sampler == "pk"
+            else None
+        )
+
+    @classmethod
+    def validate(cls, options: BatchMiningOptions) -> None:
+        if options.loss is None:
+            raise TripletnetError(
+                f"--method batch-mining needs --loss NAME; choose one of: {', '.join(LOSS_NAMES)}"
+            )
+        build_loss(options.loss, options.miner)
+        check_count("classes-per-batch", options.classes_per_batch)
+        check_count("samples-per-class", options.samples_per_class)
+
+    @classmethod
+    def metric(cls, options: BatchMiningOptions) -> str:
+        return "cosine" if options.loss in COSINE_LOSSES else "euclidean"
+
+    def learned(self) -> nn.Module | None:
+        has_parameters = any(True for _ in self.criterion.parameters())
+        return self.criterion if has_parameters else None
+
+    def num_batches(self) -> int:
+        if self.sampler is not None:
+            return len(self.sampler)
+        return -(-len(self.labels) // self.context.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[np.ndarray]:
+        if self.sampler is not None:
+            yield from self.sampler.batches(epoch)
+            return
+        order = np.random.default_rng([self.context.seed, epoch]).permutation(len(self.labels))
+        for start in range(0, len(order), self.context.batch_size):
+            yield order[start : start + self.context.batch_size]
+
+    def loss(
+        self, model: nn.Module, indices: np.ndarray, inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, Statistics]:
+        embeddings = model(inputs)
+        labels = self.labels[torch.from_numpy(indices)].to(embeddings.device)
+        loss = self.criterion(embeddings, labels)
+        error = batch_triplet_error(embeddings.detach(), labels)
+        return loss, {} if error is None else {"triplet_error": error}
+
+
+def batch_triplet_error(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+    """Fraction of the batch's triplets with d(a, p) > d(a, n) (Euclidean); None when none."""
+    distance = pairwise_euclidean(embeddings)
+    masks = pair_masks(labels, labels, exclude_self=True)
+    total = count_triplets(*masks)
+    if not total:
+        return None
+    _, wrong = batch_all_hinge(distance, *masks, 0.0)
+    return wrong.float() / total

@@ -1,0 +1,115 @@
+"""From a batch of sample indices to the tensor the net eats, on the device.
+
+In-memory samples are gathered by index, moved, normalised and augmented a batch at a time.
+Image files are decoded by DataLoader workers (in the order the method chose the batches;
+pinned memory and non-blocking copies for a GPU); an unreadable image is replaced by another
+image of its class and counted (``--strict``: an error naming the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import ImageFiles, ImageFilesDataset, Normalizer
+from ..data.augment import ImageAugmentation, augment
+from ..errors import DataFileError
+from ..models import channels_last
+
+
+@dataclass
+class Augmentation:
+    """The training augmentations: random resized crop, flip and colour jitter on raw pixel
+    values (0..``top``), then the shift of Hoffer et al. on normalised ones."""
+
+    shift: int = 0
+    mirror: bool = False
+    crop: bool = False
+    jitter: float = 0.0
+    top: float | None = None
+
+    def raw(self) -> ImageAugmentation:
+        return ImageAugmentation(crop=self.crop, jitter=self.jitter, top=self.top)
+
+
+@dataclass
+class Pipeline:
+    """Batches of indices into ``samples`` (an array or ``ImageFiles``) -> device tensors."""
+
+    samples: Any
+    labels: np.ndarray
+    normalizer: Normalizer
+    device: torch.device
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    workers: int = 0
+    strict: bool = False
+    unreadable: set[int] = field(default_factory=set)  # samples replaced so far
+
+    def __post_init__(self) -> None:
+        self.raw_augmentation = self.augmentation.raw()
+        self.streamed = isinstance(self.samples, ImageFiles)
+        if not self.streamed:
+            self.tensor = torch.from_numpy(np.ascontiguousarray(self.samples))
+
+    def prepare(self, raw: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """Raw samples (on any device) -> normalised, augmented, channels-last on the device."""
+        batch = raw.to(self.device, non_blocking=True)
+        if train and self.raw_augmentation.active:
+            batch = self.raw_augmentation(batch.float())
+        batch = self.normalizer(batch)
+        if train:
+            batch = augment(batch, self.augmentation.shift, self.augmentation.mirror)
+        return channels_last(batch)
+
+    def evaluation_prepare(self, raw: torch.Tensor) -> torch.Tensor:
+        """``prepare`` without the augmentations, for embedding held-out samples."""
+        return self.prepare(raw, train=False)
+
+    def epoch(self, batches: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Each batch of indices with its prepared tensor, in order."""
+        if not self.streamed:
+            for indices in batches:
+                yield indices, self.prepare(self.tensor[torch.from_numpy(indices)])
+            return
+        loader = DataLoader(
+            ImageFilesDataset(self.samples, strict=self.strict),
+            batch_sampler=[list(map(int, indices)) for indices in batches],
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None,
+            persistent_workers=False,
+        )
+        for indices, (images, _, ok) in zip(batches, loader, strict=True):
+            if not bool(ok.all()):
+                images = self.substitute(images, indices, ok)
+            yield indices, self.prepare(images)
+
+    def substitute(
+        self, images: torch.Tensor, indices: np.ndarray, ok: torch.Tensor
+    ) -> torch.Tensor:
+        """Replace each unreadable image by a readable one of the same class."""
+        images = images.clone()
+        for row in np.flatnonzero(~ok.numpy()):
+            bad = int(indices[row])
+            self.unreadable.add(bad)
+            same_class = np.flatnonzero(self.labels == self.labels[bad])
+            start = int(np.searchsorted(same_class, bad))
+            for candidate in np.roll(same_class, -start)[1:]:
+                if int(candidate) in self.unreadable:
+                    continue
+                sample = self.samples.try_read(int(candidate))
+                if sample is not None:
+                    images[row] = torch.from_numpy(sample)
+                    break
+                self.unreadable.add(int(candidate))
+            else:
+                raise DataFileError(
+                    f"every image of class {self.labels[bad]} is unreadable (e.g. "
+                    f"{self.samples.path(bad)}); check the files or remove the class"
+                )
+        return images

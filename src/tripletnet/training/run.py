@@ -1,0 +1,317 @@
+"""``train``: a configuration in, a run folder out. Checks everything, loads the data, builds
+the net and the method, then hands them to the loop (``fit``) with a callback that monitors the
+test split, checkpoints and logs after each epoch."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import DatasetSplits
+from ..devices import resolve_device
+from ..errors import TripletnetError
+from ..evaluation.classify import knn_leave_one_out_accuracy
+from ..evaluation.triplet_error import triplet_error
+from ..files import remove_stale_temporaries, write_json_atomic
+from ..models import EmbeddingNet, build_model
+from ..runs import (
+    CHECKPOINT,
+    CONFIG,
+    HISTORY,
+    MODEL,
+    ModelSpec,
+    load_checkpoint,
+    prepare_run_folder,
+    read_config,
+    read_metadata,
+    save_checkpoint,
+)
+from ..runs.data import embed_split, load_data
+from ..sampling import fixed_test_triplets
+from .config import TrainConfig, resumed_config
+from .fit import TrainingDiverged, fit
+from .methods import Method, MethodContext, method_class
+from .pipeline import Augmentation, Pipeline
+from .pretrained import load_pretrained
+from .schedule import cosine_lr, plateau_lr
+
+MONITORED = 10_000  # test samples embedded after each epoch (all of them up to this many)
+
+
+def default_workers() -> int:
+    """Image-decoding processes: up to 4, one per core."""
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class Setup:
+    """Everything a run trains with, built and checked before the run folder is touched."""
+
+    config: TrainConfig
+    data: DatasetSplits
+    model: EmbeddingNet
+    spec: ModelSpec
+    method: Method
+    pipeline: Pipeline
+    optimizer: torch.optim.Optimizer
+
+
+def build(config: TrainConfig, init: bool = True) -> Setup:
+    """Load the data and build the net, the method, the pipeline and the optimiser
+    (``init``: load the weights of ``--init``'s run; a resumed run has its own)."""
+    device = resolve_device(config.optim.device)
+    data = load_data(config)
+    config = config.resolved(data.input_shape)  # your own data's default net, from its shape
+    check_against_data(config, data)
+    torch.manual_seed(config.optim.seed)
+    options = config.model
+    assert config.architecture is not None
+    model = build_model(
+        config.architecture,
+        data.input_shape,
+        options.embedding_dim,
+        normalize=config.metric == "cosine",
+        factory_args=options.factory_args,
+        weights=options.weights,
+        **options.net_options,
+    )
+    spec = ModelSpec(
+        architecture=config.architecture,
+        input_shape=data.input_shape,
+        embedding_dim=model.embedding_dim,
+        normalizer=data.normalizer(),
+        net_options=model.layer_options(),
+        class_names=data.class_names,
+        metric=config.metric,
+        factory_args=options.factory_args,
+        pixel_top=pixel_top(data),
+    )
+    # conv weights channels-last, like the batches (torch's stubs lack memory_format)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if options.init and init:
+        load_pretrained(model, options.init, spec)
+    kind = method_class(config.method)
+    pool_x, pool_y = kind.pool(data)
+    context = MethodContext(
+        pool_y, model.embedding_dim, data.input_shape, config.optim.batch_size, config.optim.seed
+    )
+    method = kind(config.method_options, context)
+    method.check(model)
+    learned = method.learned()
+    if learned is not None:
+        learned.to(device)
+    augmentation = Augmentation(
+        config.data.augment_shift,
+        config.data.augment_mirror,
+        config.data.augment_crop,
+        config.data.augment_jitter,
+        spec.pixel_top,
+    )
+    workers = config.data.workers
+    pipeline = Pipeline(
+        pool_x,
+        pool_y,
+        spec.normalizer,
+        device,
+        augmentation,
+        workers=default_workers() if workers is None else workers,
+        strict=config.data.strict,
+    )
+    parameters = [*model.parameters(), *(learned.parameters() if learned is not None else [])]
+    optimizer = torch.optim.SGD(
+        parameters,
+        lr=config.optim.lr or 0.0,
+        momentum=config.optim.momentum,
+        weight_decay=config.optim.weight_decay,
+    )
+    return Setup(config, data, model, spec, method, pipeline, optimizer)
+
+
+def pixel_top(data: DatasetSplits) -> float | None:
+    """Raw image values run 0..255 (uint8; 0..16 for scikit-learn's digits); None: vectors."""
+    if len(data.input_shape) != 3:
+        return None
+    return 16.0 if data.name == "digits" else 255.0
+
+
+def check_against_data(config: TrainConfig, data: DatasetSplits) -> None:
+    """Options that depend on the data's size: k of the k-NN classifiers."""
+    smallest = min(len(data.train), len(data.test) - 1)
+    if config.evaluation.k > smallest:
+        raise TripletnetError(
+            f"-k {config.evaluation.k} is larger than the data allows: the k-NN classifiers vote "
+            f"among {len(data.train)} training and {len(data.test) - 1} other test samples; "
+            f"choose -k {smallest} or less"
+        )
+
+
+def train(
+    config: TrainConfig | None,
+    out: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    log_epochs: bool = True,
+) -> dict[str, Any]:
+    """Train an embedding net as ``config`` says, writing the run folder ``out``.
+
+    Every option is checked, the data loaded and the net and method built before the run folder
+    is touched; a new run that fails before its first checkpoint leaves no folder behind.
+    ``resume`` continues ``out`` with its saved configuration; a ``config`` given with it may
+    differ from that only in ``RESUMABLE`` options (more epochs continue to the new total).
+
+    Returns a summary (epochs, seconds, images per second, final test triplet error, and
+    ``already_finished`` when a resumed run had nothing left to train).
+    """
+    out = Path(out)
+    if resume:
+        prepare_run_folder(out, resume=True, overwrite=False)
+        saved = TrainConfig.from_dict(read_config(out).to_dict()).resolved()
+        config = saved if config is None else resumed_config(saved, config.resolved())
+    elif config is None:
+        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
+    setup = build(config.resolved(), init=not resume)
+    config = setup.config
+    history: list[dict[str, float]] = []
+    epochs = config.optim.epochs
+    assert epochs is not None
+    if resume:
+        remove_stale_temporaries(out)
+        learned = setup.method.learned()
+        state = load_checkpoint(out / CHECKPOINT, setup.model, setup.optimizer, learned)
+        history, start = state["history"], state["epoch"]
+        if epochs < start:
+            raise TripletnetError(
+                f"--epochs {epochs}: {out} has already trained {start} epochs; "
+                f"give --epochs {start} or more to continue it"
+            )
+        setup.method.restore(out)
+        write_json_atomic(out / CONFIG, config.to_dict())  # the new total, if any
+        if start == epochs and (out / MODEL).is_file():
+            return {**summarize(history), "already_finished": True}
+    else:
+        prepare_run_folder(out, resume=False, overwrite=overwrite)
+        write_json_atomic(out / CONFIG, config.to_dict())
+        setup.method.save(out)
+    try:
+        _train_epochs(setup, out, history, show_progress, log_epochs)
+    except BaseException as error:
+        if not resume and not (out / CHECKPOINT).is_file():
+            shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing behind
+        if isinstance(error, TrainingDiverged):
+            kept = (
+                f"the last good checkpoint (epoch {read_metadata(out / CHECKPOINT)['epoch']}) is "
+                f"kept in {out}; lower --lr and run again with --resume"
+                if (out / CHECKPOINT).is_file()
+                else "no epoch finished, so no run folder is kept; lower --lr and run again"
+            )
+            raise TrainingDiverged(f"{error}; {kept}") from None
+        raise
+    return {**summarize(history), "unreadable_images": len(setup.pipeline.unreadable)}
+
+
+def _train_epochs(
+    setup: Setup,
+    out: Path,
+    history: list[dict[str, float]],
+    show_progress: bool,
+    log_epochs: bool,
+) -> None:
+    config, data, model = setup.config, setup.data, setup.model
+    optim = config.optim
+    assert optim.lr is not None and optim.epochs is not None
+    steps = setup.method.num_batches()
+    lr, total = optim.lr, steps * optim.epochs
+    monitored = _monitored(data)
+    k = min(config.evaluation.k, len(monitored) - 1)
+    triplets: dict[int, np.ndarray] = {}  # by the number of readable test samples
+
+    def test_triplets(labels: np.ndarray) -> np.ndarray:
+        if len(labels) not in triplets:
+            triplets[len(labels)] = fixed_test_triplets(
+                labels, config.evaluation.test_triplets, optim.seed
+            )
+        return triplets[len(labels)]
+
+    def schedule(epoch: int, step: int) -> float:
+        if optim.lr_schedule == "plateau":
+            return plateau_lr(lr, [row["loss"] for row in history], optim.min_lr_fraction)
+        return cosine_lr(lr, (epoch * steps + step) / total, optim.min_lr_fraction)
+
+    def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
+        pipeline = setup.pipeline
+        test = embed_split(
+            model, monitored, pipeline.evaluation_prepare, pipeline.device, pipeline.workers
+        )
+        row = {
+            "epoch": epoch + 1,
+            "loss": row["loss"],
+            "train_triplet_error": row.get("triplet_error", math.nan),
+            "test_triplet_error": triplet_error(test.embeddings, test_triplets(test.labels)),
+            "test_knn_accuracy": knn_leave_one_out_accuracy(test.embeddings, test.labels, k),
+            "lr": row["lr"],
+            "seconds": row["seconds"],
+            "images": row["images"],
+            "unreadable_images": len(pipeline.unreadable),
+        }
+        history.append(row)
+        save_checkpoint(
+            out / CHECKPOINT,
+            model,
+            setup.optimizer,
+            {"epoch": epoch + 1, "history": history, "spec": setup.spec.to_dict()},
+            setup.method.learned(),
+        )
+        write_json_atomic(out / HISTORY, history)
+        if log_epochs:
+            tqdm.write(
+                f"epoch {epoch + 1}/{optim.epochs}  loss {row['loss']:.4f}  "
+                f"train triplet error {row['train_triplet_error']:.4f}  "
+                f"test triplet error {row['test_triplet_error']:.4f}  "
+                f"test {k}-NN accuracy {row['test_knn_accuracy']:.4f}  ({row['seconds']:.1f} s)"
+            )
+
+    fit(
+        model,
+        setup.method,
+        setup.optimizer,
+        setup.pipeline,
+        range(len(history), optim.epochs),
+        schedule,
+        on_epoch_end,
+        optim.seed,
+        torch.bfloat16 if optim.precision == "bf16" else None,
+        show_progress,
+    )
+    save_checkpoint(
+        out / MODEL, model, None, {"spec": setup.spec.to_dict(), "dataset": config.data.dataset}
+    )
+
+
+def _monitored(data: DatasetSplits) -> Any:
+    """The test samples embedded after each epoch: all, or MONITORED evenly spaced ones."""
+    test = data.test
+    if len(test) <= MONITORED:
+        return test
+    return test.take(np.linspace(0, len(test) - 1, MONITORED).astype(np.int64))
+
+
+def summarize(history: list[dict[str, float]]) -> dict[str, Any]:
+    """Epochs, training seconds, images per second and the last epoch's loss and error."""
+    train_seconds = sum(row["seconds"] for row in history)
+    fed = sum(row.get("images", 0.0) for row in history)
+    return {
+        "epochs": len(history),
+        "train_seconds": train_seconds,
+        "images_per_second": fed / train_seconds if train_seconds else math.nan,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "test_triplet_error": history[-1]["test_triplet_error"] if history else math.nan,
+    }

@@ -1,0 +1,24 @@
+"""Learning-rate schedules: pure functions of progress or of the loss history, so that a resumed
+run continues exactly the same schedule."""
+
+from __future__ import annotations
+
+import math
+
+
+def cosine_lr(base_lr: float, progress: float, min_fraction: float) -> float:
+    """Cosine decay from ``base_lr`` to ``base_lr * min_fraction`` as progress goes 0 -> 1."""
+    return base_lr * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def plateau_lr(
+    base_lr: float, losses: list[float], min_fraction: float, patience: int = 1
+) -> float:
+    """``base_lr`` divided by 10 each time the epoch loss has not fallen by 0.1 % for
+    ``patience`` epochs (Hoffer et al. 2016), never below ``base_lr * min_fraction``."""
+    lr, best, stale = base_lr, math.inf, 0
+    for loss in losses:
+        best, stale = (loss, 0) if loss < best * (1 - 1e-3) else (best, stale + 1)
+        if stale >= patience:
+            lr, stale = lr / 10, 0
+    return max(lr, base_lr * min_fraction)
