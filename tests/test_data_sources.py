@@ -25,7 +25,6 @@ from tripletnet.data import (
     open_image,
     to_array,
 )
-from tripletnet.data import arrays as arrays_module
 from tripletnet.data import image_files as image_files_module
 from tripletnet.errors import DataFileError, TripletnetError
 
@@ -152,8 +151,7 @@ def test_constructing_a_thousand_file_source_decodes_none(
     assert decoded == [] and len(data.train) + len(data.test) == 1000
     data.train.x[[3, 5]]
     assert len(decoded) == 2
-    monkeypatch.setattr(arrays_module, "IMAGE_FIT_SAMPLES", 40)
-    normalizer = data.normalizer()
+    normalizer = Normalizer.fit_images(data.train.x, max_samples=40)
     assert len(decoded) == 2 + 40
     assert normalizer.mean == 0.0 and normalizer.std == 1.0
 
@@ -238,6 +236,9 @@ def test_normaliser_on_image_files_matches_the_array_fit(tmp_path: Path) -> None
     fitted = Normalizer.fit_images(files)
     assert fitted.mean == pytest.approx(exact.mean) and fitted.std == pytest.approx(exact.std)
     assert (fitted.low, fitted.high) == (exact.low, exact.high)
+    # a sample of the rows: the same rows as the array fit draws, so the same numbers
+    sampled = Normalizer.fit(files[:], max_samples=3, seed=4)
+    assert Normalizer.fit_images(files, max_samples=3, seed=4).mean == pytest.approx(sampled.mean)
 
 
 # -- the CSV source -----------------------------------------------------------------------

@@ -10,7 +10,14 @@ import torch
 from ..errors import DataFileError
 from .image_files import ImageFiles
 
-IMAGE_FIT_SAMPLES = 2_000  # images decoded to fit a normaliser on image files
+FIT_SAMPLES = 20_000  # samples (or image files) a normaliser is fitted on
+
+
+def fit_rows(count: int, max_samples: int, seed: int) -> np.ndarray:
+    """All rows, or ``max_samples`` of them drawn at random (seeded), in order."""
+    if count <= max_samples:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, max_samples, replace=False))
 
 
 @dataclass
@@ -53,12 +60,9 @@ class Normalizer:
     high: float | None = None
 
     @classmethod
-    def fit(cls, x: np.ndarray, max_samples: int = 20_000, seed: int = 0) -> Normalizer:
-        sample = x
-        if len(x) > max_samples:
-            rows = np.random.default_rng(seed).choice(len(x), max_samples, replace=False)
-            sample = x[np.sort(rows)]
-        values = sample.astype(np.float64)
+    def fit(cls, x: np.ndarray, max_samples: int = FIT_SAMPLES, seed: int = 0) -> Normalizer:
+        """Fit on at most ``max_samples`` random rows of ``x`` (seeded)."""
+        values = x[fit_rows(len(x), max_samples, seed)].astype(np.float64)
         return cls(
             mean=float(values.mean()),
             std=float(values.std()) or 1.0,
@@ -67,27 +71,35 @@ class Normalizer:
         )
 
     @classmethod
-    def fit_images(cls, files: ImageFiles, max_samples: int | None = None) -> Normalizer:
-        """Fit on at most ``max_samples`` (default IMAGE_FIT_SAMPLES) evenly spaced images of
-        ``files``, skipping unreadable ones, from a 256-bin histogram of their pixels: exact, and
-        memory does not grow with the images' size."""
-        max_samples = max_samples or IMAGE_FIT_SAMPLES
-        rows = np.unique(np.linspace(0, len(files) - 1, min(len(files), max_samples)).round())
-        counts = np.zeros(256, dtype=np.int64)
-        for row in rows.astype(np.int64):
-            sample = files.try_read(int(row))
-            if sample is not None:
-                counts += np.bincount(sample.ravel(), minlength=256)
+    def fit_images(
+        cls, files: ImageFiles, max_samples: int = FIT_SAMPLES, seed: int = 0, workers: int = 0
+    ) -> Normalizer:
+        """Fit on the same rows as ``fit`` would choose, decoded by ``workers`` processes and
+        counted in a 256-bin histogram of their pixels: exact, memory that does not grow with
+        the images' size, and the same numbers as ``fit`` on the decoded arrays. Unreadable
+        images are skipped."""
+        from torch.utils.data import DataLoader
+
+        from .image_files import ImageFilesDataset
+
+        rows = fit_rows(len(files), max_samples, seed)
+        counts = torch.zeros(256, dtype=torch.int64)
+        loader = DataLoader(
+            ImageFilesDataset(files.subset(rows)), batch_size=256, num_workers=workers
+        )
+        for images, _, ok in loader:
+            counts += torch.bincount(images[ok].reshape(-1).long(), minlength=256)
         if not counts.any():
             raise DataFileError(
                 f"none of the {len(rows)} images sampled to fit the normalisation is readable "
                 f"(e.g. {files.path(int(rows[0]))}); check the image files"
             )
+        histogram = counts.numpy()
         values = np.arange(256, dtype=np.float64)
-        total = counts.sum()
-        mean = float((values * counts).sum() / total)
-        std = float(np.sqrt((((values - mean) ** 2) * counts).sum() / total))
-        seen = np.flatnonzero(counts)
+        total = histogram.sum()
+        mean = float((values * histogram).sum() / total)
+        std = float(np.sqrt((((values - mean) ** 2) * histogram).sum() / total))
+        seen = np.flatnonzero(histogram)
         return cls(mean=mean, std=std or 1.0, low=float(seen[0]), high=float(seen[-1]))
 
     def __call__(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -137,9 +149,9 @@ class DatasetSplits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.train.x.shape[1:])
 
-    def normalizer(self) -> Normalizer:
-        """Fitted on the train split: up to 20,000 in-memory samples, or IMAGE_FIT_SAMPLES
-        evenly spaced image files (never every image of a big folder)."""
+    def normalizer(self, workers: int = 0) -> Normalizer:
+        """Fitted on up to FIT_SAMPLES random training samples (image files decoded by
+        ``workers`` processes; never every image of a big folder)."""
         if isinstance(self.train.x, ImageFiles):
-            return Normalizer.fit_images(self.train.x)
+            return Normalizer.fit_images(self.train.x, workers=workers)
         return Normalizer.fit(self.train.x)

@@ -48,13 +48,22 @@ class Pipeline:
     augmentation: Augmentation = field(default_factory=Augmentation)
     workers: int = 0
     strict: bool = False
+    cache_bytes: int = 0  # image files that decode to at most this many bytes are kept
     unreadable: set[int] = field(default_factory=set)  # samples replaced so far
 
     def __post_init__(self) -> None:
         self.raw_augmentation = self.augmentation.raw()
         self.streamed = isinstance(self.samples, ImageFiles)
+        if self.streamed and int(np.prod(self.samples.shape)) <= self.cache_bytes:
+            self.samples, self.streamed = self.decode_all(), False
         if not self.streamed:
             self.tensor = torch.from_numpy(np.ascontiguousarray(self.samples))
+
+    def decode_all(self) -> np.ndarray:
+        """Every image file, decoded once by the workers (unreadable ones substituted)."""
+        everything = np.arange(len(self.samples))
+        batches = [everything[start : start + 256] for start in range(0, len(everything), 256)]
+        return torch.cat([images for _, images in self._decoded(batches)]).numpy()
 
     def prepare(self, raw: torch.Tensor, train: bool = True) -> torch.Tensor:
         """Raw samples (on any device) -> normalised, augmented, channels-last on the device."""
@@ -76,6 +85,11 @@ class Pipeline:
             for indices in batches:
                 yield indices, self.prepare(self.tensor[torch.from_numpy(indices)])
             return
+        for indices, images in self._decoded(batches):
+            yield indices, self.prepare(images)
+
+    def _decoded(self, batches: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Each batch's raw images, decoded by the workers in this order."""
         loader = DataLoader(
             ImageFilesDataset(self.samples, strict=self.strict),
             batch_sampler=[list(map(int, indices)) for indices in batches],
@@ -83,11 +97,12 @@ class Pipeline:
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.workers else None,
             persistent_workers=False,
+            generator=torch.Generator(),  # its seed draw leaves torch's global generator alone
         )
         for indices, (images, _, ok) in zip(batches, loader, strict=True):
             if not bool(ok.all()):
                 images = self.substitute(images, indices, ok)
-            yield indices, self.prepare(images)
+            yield indices, images
 
     def substitute(
         self, images: torch.Tensor, indices: np.ndarray, ok: torch.Tensor

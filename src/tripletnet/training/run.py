@@ -73,6 +73,7 @@ def build(config: TrainConfig, init: bool = True) -> Setup:
     check_against_data(config, data)
     torch.manual_seed(config.optim.seed)
     options = config.model
+    workers = default_workers() if config.data.workers is None else config.data.workers
     assert config.architecture is not None
     model = build_model(
         config.architecture,
@@ -87,7 +88,7 @@ def build(config: TrainConfig, init: bool = True) -> Setup:
         architecture=config.architecture,
         input_shape=data.input_shape,
         embedding_dim=model.embedding_dim,
-        normalizer=data.normalizer(),
+        normalizer=data.normalizer(workers),
         net_options=model.layer_options(),
         class_names=data.class_names,
         metric=config.metric,
@@ -115,15 +116,15 @@ def build(config: TrainConfig, init: bool = True) -> Setup:
         config.data.augment_jitter,
         spec.pixel_top,
     )
-    workers = config.data.workers
     pipeline = Pipeline(
         pool_x,
         pool_y,
         spec.normalizer,
         device,
         augmentation,
-        workers=default_workers() if workers is None else workers,
+        workers=workers,
         strict=config.data.strict,
+        cache_bytes=config.data.cache_mb << 20,
     )
     parameters = [*model.parameters(), *(learned.parameters() if learned is not None else [])]
     optimizer = torch.optim.SGD(
