@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import ImageFiles, SourceOptions, load_dataset
-from ..data.images import IMAGE_SUFFIXES, is_image_file
+from ..data.folder import images_below
+from ..data.images import IMAGE_SUFFIXES
 from ..errors import TripletnetError
 from ..files import load_numeric_npy
 from ..runs.data import embed_split, load_data
@@ -74,7 +75,7 @@ def from_images(embedder: Embedder, folder: Path) -> Collection:
     """Every image under ``folder``; a class-per-subfolder layout gives labels (sorted names)."""
     if not folder.is_dir():
         raise TripletnetError(f"--images {folder} is not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    paths = [Path(found) for found in images_below(str(folder))]
     if not paths:
         raise TripletnetError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     classes = sorted({p.relative_to(folder).parts[0] for p in paths if p.parent != folder})
