@@ -20,6 +20,7 @@ import torch
 from search_images import bomb_png, digit_png
 
 from tripletnet.cli import cli, main
+from tripletnet.export import export_run
 from tripletnet.search import Embedder, build_index, from_dataset
 from tripletnet.training import TrainConfig, train
 
@@ -134,6 +135,27 @@ def _broken_indexes(index: Path, folder: Path) -> None:
     thumbs.write_bytes(thumbs.read_bytes()[:200])
 
 
+def _exports(root: Path) -> None:
+    """The run exported (ONNX, TorchScript), the other run's ONNX file, and broken ONNX files."""
+    import onnx
+
+    folder = root / "exports"
+    export_run(root / "run", folder / "run.onnx")
+    export_run(root / "run", folder / "run.pt", format="torchscript")
+    export_run(root / "other_run", folder / "other_run.onnx")
+    data = (folder / "run.onnx").read_bytes()
+    (folder / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (folder / "text.onnx").write_text("not an ONNX model\n")
+    tensor = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "plain",
+        [tensor],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), str(folder / "plain.onnx"))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished digits run (16-d MLP), an exact index of its test split, another run's
@@ -155,6 +177,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_bad_files(root / "bad")
     _broken_runs(run, root / "runs")
     _broken_indexes(root / "index", root / "indexes")
+    _exports(root)
     return root
 
 
@@ -517,6 +540,32 @@ CATALOGUE: list[tuple[str, str]] = [
     ("serve {w}/run --index {w}/index --port 70000", "--port"),
     ("serve {w}/run --index {w}/index --max-k 0", "--max-k"),
     ("serve {w}/run --index {w}/index --max-upload-mb 0", "--max-upload-mb"),
+    # serve --onnx (an export of the run, served with onnxruntime)
+    ("serve --onnx {w}/exports/missing.onnx --index {w}/index", "does not exist"),
+    ("serve --onnx {w}/exports/truncated.onnx --index {w}/index", "not a readable ONNX model"),
+    ("serve --onnx {w}/exports/text.onnx --index {w}/index", "not a readable ONNX model"),
+    ("serve --onnx {w}/bad/samples.npy --index {w}/index", "not a readable ONNX model"),
+    ("serve --onnx {w}/exports/plain.onnx --index {w}/index", "no tripletnet metadata"),
+    ("serve --onnx {w}/exports/run.pt --index {w}/index", "is a TorchScript file"),
+    ("serve --onnx {w}/exports/other_run.onnx --index {w}/index", "does not match"),
+    ("serve --onnx {w}/exports --index {w}/index", "is a directory"),
+    ("serve --onnx {w}/exports/run.onnx --index {w}/missing", "not a tripletnet index"),
+    ("serve {w}/run --onnx {w}/exports/run.onnx --index {w}/index", "exactly one of RUN_DIR"),
+    ("serve --index {w}/index", "exactly one of RUN_DIR or --onnx"),
+    # export
+    ("export {w}/missing --out {out}", "not a finished tripletnet run"),
+    ("export {w}/runs/unfinished --out {out}", "--resume it"),
+    ("export {w}/runs/model_cut --out {out}", "model.safetensors"),
+    ("export {w}/runs/config_corrupt --out {out}", "config.json"),
+    ("export {w}/run --format tflite --out {out}", "tflite"),
+    ("export {w}/run --out {w}/exports/run.onnx", "already exists; pass --overwrite"),
+    ("export {w}/run --format torchscript --out {w}/exports/run.pt", "already exists"),
+    ("export {w}/run --out {w}/bad/empty_dir", "is a directory"),
+    ("export {w}/run --out {out} --opset 99", "--opset"),
+    ("export {w}/run --out {out} --opset 8", "--opset"),
+    ("export {w}/run --out {out} --opset twelve", "--opset"),
+    ("export {w}/run --format torchscript --opset 13 --out {out}", "--opset applies to"),
+    ("export {w}/run", "--out"),
     ("nonsense", "No such command"),
 ]
 
@@ -556,7 +605,9 @@ def test_bad_input_is_one_error_line_and_exit_2(
 
 def _command_names(group: click.Group, prefix: str = "") -> list[str]:
     names = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             names += _command_names(command, f"{prefix}{name} ")
         else:

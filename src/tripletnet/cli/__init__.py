@@ -5,36 +5,47 @@ Every command lives in its own module; bad input ends in one line ``error: ...``
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from ..errors import TripletnetError
-from .compare_cmd import compare_command
-from .embed_cmd import embed_command
-from .evaluate_cmd import evaluate_command
-from .index_cmd import index_command
-from .search_cmd import search_command
-from .serve_cmd import serve_command
-from .train_cmd import pretrain_command, train_command
-from .verify_cmd import verify_command
+
+# name -> the module and object of each command, imported only when it runs (or --help lists
+# them), so that e.g. `tripletnet serve --onnx` never imports torch
+COMMANDS = {
+    "train": "train_cmd:train_command",
+    "evaluate": "evaluate_cmd:evaluate_command",
+    "embed": "embed_cmd:embed_command",
+    "compare": "compare_cmd:compare_command",
+    "verify": "verify_cmd:verify_command",
+    "index": "index_cmd:index_command",
+    "search": "search_cmd:search_command",
+    "serve": "serve_cmd:serve_command",
+    "export": "export_cmd:export_command",
+    "pretrain": "train_cmd:pretrain_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose commands are imported from COMMANDS when first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, name = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(f".{module}", __name__), name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tripletnet")
 def cli() -> None:
     """Deep metric learning with the Triplet network (Hoffer & Ailon 2015) and its relatives."""
-
-
-cli.add_command(train_command)
-cli.add_command(evaluate_command)
-cli.add_command(embed_command)
-cli.add_command(compare_command)
-cli.add_command(verify_command)
-cli.add_command(index_command)
-cli.add_command(search_command)
-cli.add_command(serve_command)
-cli.add_command(pretrain_command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
-    return f"{args[0]} " if args and args[0] in cli.commands else ""
+    return f"{args[0]} " if args and args[0] in COMMANDS else ""

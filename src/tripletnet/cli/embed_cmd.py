@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from ..errors import TripletnetError
 from ..files import load_numeric_npy, save_npy_atomic
-from ..runs import TrainedRun
+
+if TYPE_CHECKING:
+    from ..runs import TrainedRun
 
 
 @click.command("embed")

@@ -124,6 +124,7 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     from ..evaluation.report import evaluate_run, result_table
     from ..training import train
     from ..training.run import default_workers
+    from ..training.tracking import Loggers, log_evaluation
 
     config_file, out = options.pop("config"), options.pop("out")
     resume, overwrite, no_progress = (
@@ -163,6 +164,11 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     )
     workers = config.data.workers if config.data.workers is not None else default_workers()
     metrics = evaluate_run(out, workers=workers)
+    loggers = Loggers(config.evaluation.loggers, out)  # the same runs: resumed, appended to
+    try:
+        log_evaluation(loggers, out, metrics)
+    finally:
+        loggers.close()
     click.echo(result_table(metrics))
     click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
     click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")

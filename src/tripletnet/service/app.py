@@ -13,6 +13,9 @@ too large, 415 for what is not an image), 500 (logged) for anything unforeseen.
 
 Work that needs the CPU (decoding, embedding, FAISS, saving) runs in worker threads; the index's
 readers-writer lock lets searches run together while an add or a removal runs alone.
+
+The model is a run folder (torch) or an ONNX file from ``tripletnet export`` (onnxruntime); this
+module imports torch only for a run folder.
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile
 
-from ..search import Embedder, ImageError, IndexChangedError, Item, SearchIndex, decode_image
-from ..search.images import ImageTooLargeError, png_bytes
-from ..search.index import MAX_LABEL
+from ..errors import TripletnetError
+from ..search.embedder import Embedder, QueryEmbedder
+from ..search.images import ImageError, ImageTooLargeError, decode_image, png_bytes
+from ..search.index import MAX_LABEL, Item, SearchIndex
+from ..search.onnx_embedder import OnnxEmbedder
+from ..search.store import IndexChangedError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_K = 1000
@@ -117,7 +123,9 @@ class VectorQuery(BaseModel):
 class Service:
     """The state behind the routes: the model, the index and where the index is saved."""
 
-    def __init__(self, embedder: Embedder, index: SearchIndex, index_dir: Path, max_k: int):
+    def __init__(
+        self, embedder: QueryEmbedder, index: SearchIndex, index_dir: Path, max_k: int
+    ) -> None:
         self.embedder = embedder
         self.index = index
         self.index_dir = index_dir
@@ -256,16 +264,32 @@ def _validation_detail(errors: Sequence[Any]) -> str:
     return "; ".join(lines)
 
 
+def load_embedder(
+    run_dir: str | Path | None = None, onnx: str | Path | None = None
+) -> QueryEmbedder:
+    """The model of a run folder (torch), or of an ONNX file from ``tripletnet export``
+    (onnxruntime; torch is not imported): exactly one of the two."""
+    if (run_dir is None) == (onnx is None):
+        raise TripletnetError("give exactly one of a run folder or an ONNX file (--onnx)")
+    if onnx is not None:
+        return OnnxEmbedder.from_file(onnx)
+    assert run_dir is not None
+    return Embedder.from_run(run_dir)
+
+
 def create_app(
-    run_dir: str | Path,
+    run_dir: str | Path | None,
     index_dir: str | Path,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_k: int = MAX_K,
+    *,
+    onnx: str | Path | None = None,
 ) -> FastAPI:
-    """The service for the model of ``run_dir`` and the index in ``index_dir`` (same model)."""
+    """The service for the index in ``index_dir`` and its model: the run in ``run_dir``, or the
+    ONNX export ``onnx`` of that run (``run_dir`` None), served with onnxruntime."""
     from .limits import BodySizeLimit, JsonErrors
 
-    embedder = Embedder.from_run(run_dir)
+    embedder = load_embedder(run_dir, onnx)
     index = SearchIndex.load(index_dir)
     index.check_model(embedder.ref)
     service = Service(embedder, index, Path(index_dir), max_k)
@@ -289,15 +313,15 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        spec = embedder.run.spec
         return {
             "status": "ok",
             "model": {
                 "fingerprint": embedder.ref.fingerprint,
-                "architecture": spec.architecture,
-                "input_shape": list(spec.input_shape),
-                "metric": spec.metric,
-                "run": Path(run_dir).resolve().name,  # not the full path: it is the server's
+                "architecture": embedder.architecture,
+                "input_shape": list(embedder.input_shape),
+                "metric": embedder.metric,
+                "run": embedder.run_name,  # not the full path: it is the server's
+                "runtime": embedder.runtime,
             },
             "dim": index.dim,
             "count": len(index),

@@ -18,6 +18,7 @@ from ..errors import TripletnetError
 from ..models import DEFAULT_ARCHITECTURE, check_layer_options, is_backbone_model
 from ..runs.config import SECTIONS, RunConfig
 from .methods import METHODS, method_class, methods_taking, typed_options
+from .tracking import check_loggers
 
 RESUMABLE = ("epochs", "device", "workers")  # what --resume may change
 # Defaults that train well on each dataset (see docs/results.md for what they reach); other
@@ -155,6 +156,7 @@ class TrainConfig(RunConfig):
         self.validate_sections()
         method_class(self.method).validate(self.method_options)
         resolve_device(self.optim.device)
+        check_loggers(self.evaluation.loggers)
         if self.architecture is not None:
             check_layer_options(self.architecture, self.model.net_options)
 

@@ -32,12 +32,28 @@ class Tally:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
         self.images = 0
+        self.recent: list[tuple[int, torch.Tensor, float]] = []  # (step, loss, lr) unread
 
-    def add(self, loss: torch.Tensor, statistics: Statistics, size: int) -> None:
+    def add(
+        self, loss: torch.Tensor, statistics: Statistics, size: int, step: int, lr: float
+    ) -> None:
         self.images += size
+        self.recent.append((step, loss.detach(), lr))
         for name, value in {"loss": loss.detach(), **statistics}.items():
             self.sums[name] = self.sums.get(name, 0) + value.float() * size
             self.counts[name] = self.counts.get(name, 0) + size
+
+    def drain(self) -> list[dict[str, float]]:
+        """The steps since the last drain, each with its loss and learning rate (one read)."""
+        if not self.recent:
+            return []
+        losses = torch.stack([loss.float() for _, loss, _ in self.recent]).tolist()
+        rows = [
+            {"step": step, "loss": value, "lr": lr}
+            for (step, _, lr), value in zip(self.recent, losses, strict=True)
+        ]
+        self.recent = []
+        return rows
 
     def means(self) -> dict[str, float]:
         """Each mean, read from the device once."""
@@ -58,10 +74,12 @@ def fit(
     compute_dtype: torch.dtype | None = None,
     show_progress: bool = True,
     check_every: int = 50,
+    on_steps: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> None:
     """Train ``model`` with ``method`` for ``epochs``; ``schedule(epoch, step)`` gives the
     learning rate; ``on_epoch_end(epoch, row)`` gets the epoch's mean loss and statistics, its
-    last learning rate, seconds and images (it evaluates, checkpoints, logs)."""
+    last learning rate, seconds and images (it evaluates, checkpoints, logs); ``on_steps(rows)``
+    gets each step's loss and learning rate (global step numbers), every ``check_every`` steps."""
     steps = method.num_batches()
     for epoch in epochs:
         torch.manual_seed(seed * 100_003 + epoch)  # dropout and augmentation, also on resume
@@ -78,11 +96,14 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            tally.add(loss, statistics, len(indices))
+            tally.add(loss, statistics, len(indices), epoch * steps + step + 1, lr)
             bar.update()
             if (step + 1) % check_every == 0 or step + 1 == steps:
                 means = _checked(tally, epoch, step)
                 bar.set_postfix({name: f"{value:.4f}" for name, value in means.items()})
+                rows = tally.drain()
+                if on_steps is not None:
+                    on_steps(rows)
         bar.close()
         row = _checked(tally, epoch, steps - 1)
         model.compute_dtype = None

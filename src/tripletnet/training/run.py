@@ -42,6 +42,7 @@ from .methods import Method, MethodContext, method_class
 from .pipeline import Augmentation, Pipeline
 from .pretrained import load_pretrained
 from .schedule import cosine_lr, plateau_lr
+from .tracking import Logger, Loggers
 
 MONITORED = 10_000  # test samples embedded after each epoch (all of them up to this many)
 
@@ -169,6 +170,8 @@ def train(
     ``resume`` continues ``out`` with its saved configuration; a ``config`` given with it may
     differ from that only in ``RESUMABLE`` options (more epochs continue to the new total).
 
+    The run's ``--log`` loggers get the configuration, each step and each epoch.
+
     Returns a summary (epochs, seconds, images per second, final test triplet error, and
     ``already_finished`` when a resumed run had nothing left to train).
     """
@@ -202,8 +205,11 @@ def train(
         prepare_run_folder(out, resume=False, overwrite=overwrite)
         write_json_atomic(out / CONFIG, config.to_dict())
         setup.method.save(out)
+    loggers: Loggers | None = None
     try:
-        _train_epochs(setup, out, history, show_progress, log_epochs)
+        loggers = Loggers(config.evaluation.loggers, out)
+        loggers.config(config.to_dict())
+        _train_epochs(setup, out, history, show_progress, log_epochs, loggers)
     except BaseException as error:
         if not resume and not (out / CHECKPOINT).is_file():
             shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing behind
@@ -216,6 +222,9 @@ def train(
             )
             raise TrainingDiverged(f"{error}; {kept}") from None
         raise
+    finally:
+        if loggers is not None:
+            loggers.close()
     return {**summarize(history), "unreadable_images": len(setup.pipeline.unreadable)}
 
 
@@ -225,6 +234,7 @@ def _train_epochs(
     history: list[dict[str, float]],
     show_progress: bool,
     log_epochs: bool,
+    loggers: Logger,
 ) -> None:
     config, data, model = setup.config, setup.data, setup.model
     optim = config.optim
@@ -264,6 +274,7 @@ def _train_epochs(
             "unreadable_images": len(pipeline.unreadable),
         }
         history.append(row)
+        loggers.epoch(row)
         save_checkpoint(
             out / CHECKPOINT,
             model,
@@ -291,6 +302,7 @@ def _train_epochs(
         optim.seed,
         torch.bfloat16 if optim.precision == "bf16" else None,
         show_progress,
+        on_steps=loggers.steps,
     )
     save_checkpoint(
         out / MODEL, model, None, {"spec": setup.spec.to_dict(), "dataset": config.data.dataset}

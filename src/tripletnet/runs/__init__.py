@@ -1,0 +1,39 @@
+"""Runs: what a training run leaves behind and every later command reads: its configuration,
+its model spec, checkpoints, the run folder, and embedding with the trained net. Below training,
+evaluation and search, which share it and import none of each other's internals."""
+
+from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, read_metadata, save_checkpoint
+from .config import RunConfig
+from .embed import embed
+from .folder import (
+    COMMAND,
+    CONFIG,
+    HISTORY,
+    LABELLED,
+    TrainedRun,
+    load_run,
+    prepare_run_folder,
+    read_config,
+    read_spec,
+)
+from .spec import ModelSpec
+
+__all__ = [
+    "CHECKPOINT",
+    "COMMAND",
+    "CONFIG",
+    "HISTORY",
+    "LABELLED",
+    "MODEL",
+    "ModelSpec",
+    "RunConfig",
+    "TrainedRun",
+    "embed",
+    "load_checkpoint",
+    "load_run",
+    "prepare_run_folder",
+    "read_config",
+    "read_metadata",
+    "read_spec",
+    "save_checkpoint",
+]
