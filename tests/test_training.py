@@ -73,12 +73,15 @@ def test_resume_continues_exactly_where_it_stopped(
 
     monkeypatch.setattr(RandomTriplets, "batches", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config, tmp_path / "resumed", show_progress=False)
+        train(tiny_config, tmp_path / "resumed", show_progress=False, command="tripletnet train")
     assert read_metadata(tmp_path / "resumed" / "checkpoint.safetensors")["epoch"] == 2
     monkeypatch.setattr(RandomTriplets, "batches", original)
-    train(None, tmp_path / "resumed", resume=True, show_progress=False)
+    train(None, tmp_path / "resumed", resume=True, show_progress=False, command="... --resume")
 
     assert len(read_json(tmp_path / "resumed" / "history.json")) == 3
+    # the killed run's command line was written before training, and the resume's appended
+    commands = (tmp_path / "resumed" / "command.txt").read_text().splitlines()
+    assert commands == ["tripletnet train", "... --resume"]
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for key in a:

@@ -19,8 +19,7 @@ from typing import Any
 
 import click
 
-from ..files import read_json_object, read_toml, write_text_atomic
-from ..runs import COMMAND
+from ..files import read_json_object, read_toml
 from ..runs.config import SECTIONS
 from ..runs.options import Flag, flags
 from ..text import plural
@@ -147,17 +146,20 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     config = TrainConfig.from_options(base, **given)
     config.resolved()  # check the options before touching the run folder
     out = out or default_run_folder(config)
-    summary = train(config, out, resume=resume, overwrite=overwrite, show_progress=not no_progress)
+    summary = train(
+        config,
+        out,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=not no_progress,
+        command=command_line(),
+    )
     if summary.get("already_finished") and (out / "metrics.json").is_file():
         click.echo(
             f"nothing to train: {out} has finished its {plural(summary['epochs'], 'epoch')}; "
             f"its report is {out / 'report.md'} (evaluate it again with 'tripletnet evaluate {out}')"
         )
         return
-    earlier = (
-        (out / COMMAND).read_text(encoding="utf-8") if resume and (out / COMMAND).is_file() else ""
-    )
-    write_text_atomic(out / COMMAND, earlier + command_line() + "\n")
     click.echo(
         f"trained {plural(summary['epochs'], 'epoch')} in {summary['train_seconds']:.1f} s "
         f"({summary['images_per_second']:.0f} images/s); evaluating..."

@@ -15,6 +15,7 @@ from .folder import (
     prepare_run_folder,
     read_config,
     read_spec,
+    record_command,
 )
 from .spec import ModelSpec
 
@@ -35,5 +36,6 @@ __all__ = [
     "read_config",
     "read_metadata",
     "read_spec",
+    "record_command",
     "save_checkpoint",
 ]

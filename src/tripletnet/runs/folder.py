@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import RunFolderError
-from ..files import load_npy, read_json_object
+from ..files import load_npy, read_json_object, write_text_atomic
 from ..models import EmbeddingNet
 from .checkpoint import CHECKPOINT, MODEL, load_checkpoint, read_metadata
 from .config import RunConfig
@@ -49,6 +49,14 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def record_command(out: Path, command: str, resume: bool) -> None:
+    """Write the command line that started the run to ``command.txt`` (a resume appends its
+    own line), before any training, so that a run killed midway still says how it began."""
+    path = out / COMMAND
+    earlier = path.read_text(encoding="utf-8") if resume and path.is_file() else ""
+    write_text_atomic(path, earlier + command + "\n")
 
 
 def read_config(run_dir: Path) -> RunConfig:

@@ -32,6 +32,7 @@ from ..runs import (
     prepare_run_folder,
     read_config,
     read_metadata,
+    record_command,
     save_checkpoint,
 )
 from ..runs.data import embed_split, load_data
@@ -162,6 +163,7 @@ def train(
     overwrite: bool = False,
     show_progress: bool = True,
     log_epochs: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train an embedding net as ``config`` says, writing the run folder ``out``.
 
@@ -170,7 +172,8 @@ def train(
     ``resume`` continues ``out`` with its saved configuration; a ``config`` given with it may
     differ from that only in ``RESUMABLE`` options (more epochs continue to the new total).
 
-    The run's ``--log`` loggers get the configuration, each step and each epoch.
+    The run's ``--log`` loggers get the configuration, each step and each epoch. ``command``,
+    the command line that asked for this, goes to the folder's ``command.txt`` before training.
 
     Returns a summary (epochs, seconds, images per second, final test triplet error, and
     ``already_finished`` when a resumed run had nothing left to train).
@@ -205,6 +208,8 @@ def train(
         prepare_run_folder(out, resume=False, overwrite=overwrite)
         write_json_atomic(out / CONFIG, config.to_dict())
         setup.method.save(out)
+    if command is not None:
+        record_command(out, command, resume)
     loggers: Loggers | None = None
     try:
         loggers = Loggers(config.evaluation.loggers, out)
