@@ -8,6 +8,7 @@ from PIL import Image
 from search_images import digit_png
 
 from tripletnet.data import load_dataset
+from tripletnet.data.images import to_array
 from tripletnet.search.images import ImageError, RawFormat, decode_image
 
 
@@ -25,6 +26,21 @@ def test_image_datasets_get_uint8_pixels_of_the_model_shape() -> None:
     colour = RawFormat((3, 32, 32)).to_sample(picture)
     assert (grey.dtype, grey.shape, colour.shape) == (np.uint8, (1, 28, 28), (3, 32, 32))
     assert colour[:, 0, 0].tolist() == [255, 128, 0]
+
+
+def test_a_wide_photo_is_centre_cropped_as_training_images_are() -> None:
+    """A 60 x 20 upload is not squashed: its centre 20 x 20 square is the sample, exactly as
+    the folder and CSV loaders (``--image-size``) make a training image of it."""
+    pixels = np.zeros((20, 60, 3), dtype=np.uint8)
+    pixels[:, 20:40] = (10, 200, 30)  # the centre square; the sides are black
+    picture = Image.fromarray(pixels)
+    sample = RawFormat((3, 10, 10)).to_sample(picture)
+    np.testing.assert_array_equal(sample, to_array(picture, 3, 10))
+    colour = np.array([10, 200, 30])[:, None, None]
+    assert (sample[:, :, 1:-1] == colour).all()  # the colour, not the black sides ...
+    assert (sample[:, :, [0, -1]] >= 0.8 * colour).all()  # (the filter's reach blends a little)
+    stretched = np.asarray(picture.resize((10, 10), Image.Resampling.BILINEAR))
+    assert stretched[:, 0].max() == 0  # squashing would have kept the black sides
 
 
 def test_thumbnails_undo_the_pixel_range() -> None:

@@ -27,7 +27,7 @@ from .index import ModelRef
 if TYPE_CHECKING:
     from ..runs import TrainedRun
 
-PREPROCESSING = "raw-samples-v2"  # bump when images.RawFormat changes what a model sees
+PREPROCESSING = "raw-samples-v3"  # bump when images.RawFormat changes what a model sees
 MODEL_FILE = "model.safetensors"  # runs.MODEL, named here so that this module needs no torch
 
 

@@ -2,7 +2,7 @@
 
 A model eats (C, H, W) images whose pixels run from 0 to ``top``: uint8 0..255 for the image
 datasets, float32 0..16 for scikit-learn's 8x8 digits. An upload is converted to that (grey or
-RGB, resized to H x W, rescaled) before the run's normaliser sees it, exactly like a dataset sample.
+RGB, resized and centre-cropped to H x W, rescaled) before the run's normaliser sees it, exactly like a dataset sample.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class RawFormat:
         return len(self.shape) == 3 and self.shape[0] in (1, 3)
 
     def to_sample(self, image: Image.Image) -> np.ndarray:
-        """Convert an image to one raw sample: (C, H, W) uint8, or float32 when top != 255."""
+        """Convert an image to one raw sample: (C, H, W) uint8, or float32 when top != 255.
+        A square input is made as ``--image-size`` makes training samples (the shorter side
+        resized, the centre cropped), so a non-square photo is not squashed."""
         if not self.is_image:
             raise ImageError(
                 f"the model takes inputs of shape {list(self.shape)}, which are not images; "
@@ -69,16 +71,19 @@ class RawFormat:
             )
         channels, height, width = self.shape
         try:
-            converted = image.convert("L" if channels == 1 else "RGB").resize(
-                (width, height), Image.Resampling.BILINEAR
-            )
-        except (ValueError, OSError) as error:  # e.g. a LAB TIFF
+            if height == width:  # as the data loaders: shorter side resized, centre-cropped
+                sample = data_images.to_array(image, channels, height)
+            else:
+                converted = image.convert("L" if channels == 1 else "RGB").resize(
+                    (width, height), Image.Resampling.BILINEAR
+                )
+                pixels = np.asarray(converted, dtype=np.uint8)
+                sample = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1).copy()
+        except (ValueError, OSError, UnreadableImageError) as error:  # e.g. a LAB TIFF
             raise ImageError(
                 f"cannot convert an image of mode {image.mode} to "
                 f"{'greyscale' if channels == 1 else 'RGB'}; send a greyscale or RGB image"
             ) from error
-        pixels = np.asarray(converted, dtype=np.uint8)
-        sample = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1).copy()
         if self.top == 255.0:
             return sample
         return sample.astype(np.float32) * np.float32(self.top / 255.0)
