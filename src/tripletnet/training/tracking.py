@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..files import read_json, write_json_atomic
 EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # logger -> the package it needs
 HEADLINE = ("precision_at_1", "recall_at_1", "map_at_r", "r_precision")
 PROJECTOR_POINTS = 10_000
+MLFLOW_BATCH = 1_000  # metrics in one log_batch call (MLflow's limit)
 
 
 def check_loggers(names: Sequence[str]) -> None:
@@ -177,6 +179,7 @@ class MlflowLogger(Logger):
         state = run_dir / "mlflow.json"  # the MLflow run a resumed run continues
         run_id = read_json(state).get("run_id") if state.is_file() else None
         self.run = mlflow.start_run(run_id=run_id, run_name=run_dir.name)
+        self.client = mlflow.MlflowClient()
         write_json_atomic(state, {"run_id": self.run.info.run_id, "tracking_uri": uri})
         self.last_step = 0
 
@@ -191,10 +194,21 @@ class MlflowLogger(Logger):
         self.mlflow.log_params({k: str(v) for k, v in flat.items() if k not in known})
 
     def steps(self, rows: list[dict[str, float]]) -> None:
-        for row in rows:
-            step = int(row["step"])
-            self.mlflow.log_metrics({"loss": row["loss"], "lr": row["lr"]}, step=step)
-            self.last_step = step
+        """The rows in batches of MLFLOW_BATCH metrics: one store write per batch, not per step."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(name, float(row[name]), now, int(row["step"]))
+            for row in rows
+            for name in ("loss", "lr")
+        ]
+        for start in range(0, len(metrics), MLFLOW_BATCH):
+            self.client.log_batch(
+                self.run.info.run_id, metrics=metrics[start : start + MLFLOW_BATCH]
+            )
+        if rows:
+            self.last_step = int(rows[-1]["step"])
 
     def epoch(self, row: dict[str, float]) -> None:
         values = {f"epoch_{k}": v for k, v in row.items() if k != "epoch" and np.isfinite(v)}
