@@ -220,6 +220,8 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --dropout 1.5", "--dropout"),
     ("train --margin 0", "--margin"),
     ("train --seed -1", "--seed"),
+    ("train --log wandb", "unknown wandb; choose from"),
+    ("train --log csv,,tensorbord", "unknown tensorbord"),
     ("train --device tpu", "unknown --device 'tpu'"),
     ("train --device cuda:99", "cuda"),
     ("train -k 0", "-k"),
