@@ -116,3 +116,21 @@ def test_pretraining_also_uses_the_unlabelled_images() -> None:
     assert len(x) == 7 and y.tolist() == [0, 1, 0, 1, -1, -1, -1] and x[4:].all()
     x, y = METHODS["semi-supervised"].pool(data)
     assert len(x) == 4 and y.tolist() == [0, 1, 0, 1]
+
+
+def test_the_authors_optimiser_nesterov_and_step_schedule(tmp_path: Path) -> None:
+    """--nesterov reaches the SGD optimiser; --lr-schedule step divides the rate at the
+    milestone epochs (here epoch 2 of 2), as the authors' regime does."""
+    from tripletnet.training import TrainConfig
+    from tripletnet.training.run import build
+
+    options = ["--lr", "0.1", "--lr-schedule", "step", "--lr-milestones", "2", "--nesterov"]
+    out = tmp_path / "run"
+    args = ["train", *QUICK, "--method", "semi-supervised", "--labels-per-class", "5"]
+    assert main([*args, "--model", "semisup-mnist", *options, "--out", str(out)]) == 0
+    config = TrainConfig.from_dict(read_json(out / "config.json"))
+    assert config.optim.nesterov and config.optim.milestones == [2]
+    assert build(config, init=False).optimizer.param_groups[0]["nesterov"] is True
+    rows = [line.split(",") for line in (out / "steps.csv").read_text().splitlines()[1:]]
+    rates = sorted({float(row[2]) for row in rows})
+    assert rates == pytest.approx([0.01, 0.1])

@@ -20,7 +20,7 @@ from tripletnet.training.methods.spatial_contrasting import (
     SpatialContrasting,
     SpatialContrastingOptions,
 )
-from tripletnet.training.schedule import plateau_lr
+from tripletnet.training.schedule import plateau_lr, step_lr
 
 
 def probabilities(x: torch.Tensor, references: torch.Tensor) -> list[float]:
@@ -151,3 +151,12 @@ def test_plateau_schedule_divides_by_ten_when_the_loss_stops_falling() -> None:
     assert plateau_lr(0.1, [3.0, 2.0, 1.0], 0.01) == 0.1
     assert plateau_lr(0.1, [3.0, 2.0, 2.0], 0.01) == pytest.approx(0.01)
     assert plateau_lr(0.1, [3.0, 3.0, 3.0, 3.0], 0.01) == pytest.approx(0.001)  # the floor
+
+
+def test_step_schedule_follows_the_authors_regime() -> None:
+    """Their regime {epoch 1: 0.1, 30: 0.01, 60: 1e-3, ...}: epoch 30 (index 29) is the first
+    at 0.01."""
+    rates = [step_lr(0.1, epoch, [30, 60, 90, 120]) for epoch in range(150)]
+    assert rates[0] == rates[28] == 0.1
+    assert rates[29] == pytest.approx(0.01) and rates[58] == pytest.approx(0.01)
+    assert rates[59] == pytest.approx(1e-3) and rates[149] == pytest.approx(1e-5)

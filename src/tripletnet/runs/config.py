@@ -20,7 +20,7 @@ from .options import check_count, check_range, coerce, option
 
 VERSION = 2
 PRECISIONS = ("fp32", "bf16")  # bf16: the net's forward under bfloat16 autocast
-LR_SCHEDULES = ("cosine", "plateau")
+LR_SCHEDULES = ("cosine", "plateau", "step")
 METRICS = ("euclidean", "cosine")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 MAX_BATCH = 1 << 20
@@ -122,6 +122,20 @@ class ModelOptions:
         }
 
 
+def parse_milestones(text: str) -> list[int]:
+    """ "30,60,90" -> [30, 60, 90]: increasing epoch numbers >= 1, or a TripletnetError."""
+    try:
+        epochs = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        epochs = []
+    if not epochs or any(e < 1 for e in epochs) or epochs != sorted(set(epochs)):
+        raise TripletnetError(
+            f"--lr-milestones {text!r}: give increasing epoch numbers >= 1, comma-separated, "
+            "e.g. 30,60,90,120"
+        )
+    return epochs
+
+
 @dataclass
 class OptimOptions:
     """How the weights are fitted."""
@@ -131,11 +145,20 @@ class OptimOptions:
     lr: float | None = option(None, "Initial learning rate (default: the dataset's).")
     lr_schedule: str = option(
         "cosine",
-        "cosine decay, or divide by 10 when the epoch loss stops falling (plateau).",
+        "cosine decay; plateau: divide by 10 when the epoch loss stops falling; step: divide "
+        "by 10 at each epoch of --lr-milestones.",
         choices=LR_SCHEDULES,
+    )
+    lr_milestones: str = option(
+        "30,60,90,120",
+        "With --lr-schedule step: the epochs (comma-separated) at which the learning rate is "
+        "divided by 10 (Hoffer & Ailon's 30,60,90,120).",
     )
     min_lr_fraction: float = option(0.01, "Where the cosine decay ends, as a fraction of --lr.")
     momentum: float = option(0.9, "SGD momentum.")
+    nesterov: bool = option(
+        False, "Nesterov momentum (the authors' 'nag' in the few-label papers)."
+    )
     weight_decay: float = option(1e-4, "L2 weight decay.")
     precision: str = option(
         "fp32",
@@ -150,11 +173,19 @@ class OptimOptions:
         check_count("batch-size", self.batch_size, MAX_BATCH)
         check_range("--lr", self.lr, above=0.0)
         check_range("--momentum", self.momentum, below=1.0)
+        if self.nesterov and not self.momentum:
+            raise TripletnetError("--nesterov needs a --momentum above 0")
+        parse_milestones(self.lr_milestones)
         check_range("--weight-decay", self.weight_decay)
         if not 0 <= self.min_lr_fraction <= 1:
             raise TripletnetError(f"min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}")
         if self.seed < 0:
             raise TripletnetError(f"--seed must be >= 0, got {self.seed}")
+
+    @property
+    def milestones(self) -> list[int]:
+        """--lr-milestones as increasing epoch numbers."""
+        return parse_milestones(self.lr_milestones)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from .fit import TrainingDiverged, fit
 from .methods import Method, MethodContext, method_class
 from .pipeline import Augmentation, Pipeline
 from .pretrained import load_pretrained
-from .schedule import cosine_lr, plateau_lr
+from .schedule import cosine_lr, plateau_lr, step_lr
 from .tracking import Logger, Loggers
 
 MONITORED = 10_000  # test samples embedded after each epoch (all of them up to this many)
@@ -134,6 +134,7 @@ def build(config: TrainConfig, init: bool = True) -> Setup:
         lr=config.optim.lr or 0.0,
         momentum=config.optim.momentum,
         weight_decay=config.optim.weight_decay,
+        nesterov=config.optim.nesterov,
     )
     return Setup(config, data, model, spec, method, pipeline, optimizer)
 
@@ -260,6 +261,8 @@ def _train_epochs(
     def schedule(epoch: int, step: int) -> float:
         if optim.lr_schedule == "plateau":
             return plateau_lr(lr, [row["loss"] for row in history], optim.min_lr_fraction)
+        if optim.lr_schedule == "step":
+            return step_lr(lr, epoch, optim.milestones)
         return cosine_lr(lr, (epoch * steps + step) / total, optim.min_lr_fraction)
 
     def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:

@@ -22,3 +22,10 @@ def plateau_lr(
         if stale >= patience:
             lr, stale = lr / 10, 0
     return max(lr, base_lr * min_fraction)
+
+
+def step_lr(base_lr: float, epoch: int, milestones: list[int]) -> float:
+    """``base_lr`` divided by 10 at each milestone reached. ``epoch`` counts from 0 and the
+    milestones from 1, as in the authors' Lua regimes: with milestones 30, 60, 90, 120 and
+    base 0.1, epochs 1-29 train at 0.1, epoch 30 is the first at 0.01, ..., 120 on at 1e-5."""
+    return base_lr * 0.1 ** sum(epoch + 1 >= milestone for milestone in milestones)
