@@ -1,0 +1,113 @@
+"""torch.distributed training on the CPU (gloo, 2 processes).
+
+A step with B/2 samples per rank equals a step with B on one process: the same loss, the same
+net gradients (after DDP's average) and the same proxies, to 1e-5. The batch-mining losses see
+the other rank's embeddings through the gather, so a wrong or missing gradient through it
+(PML's DistributedLossWrapper had both) shows here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from distributed_step import CASES, one_step
+
+from tripletnet.errors import TripletnetError
+from tripletnet.training.distributed import World, gather, world_from_environment
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rank_environment(rank: int, size: int, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": str(size),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "TRIPLETNET_DIST_TIMEOUT": "60",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
+    out = tmp_path_factory.mktemp("ranks")
+    port = free_port()
+    script = str(HERE / "distributed_step.py")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, str(out)],
+            env=rank_environment(rank, 2, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [process.communicate(timeout=180)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+    return [dict(np.load(out / f"rank{rank}.npz")) for rank in range(2)]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_with_half_batches_equal_one_process(
+    case: str, two_ranks: list[dict[str, np.ndarray]]
+) -> None:
+    single = one_step(case)
+    for rank, results in enumerate(two_ranks):
+        mine = {
+            key.split("/", 1)[1]: value
+            for key, value in results.items()
+            if key.startswith(f"{case}/")
+        }
+        assert mine.keys() == single.keys()
+        for key, expected in single.items():
+            np.testing.assert_allclose(
+                mine[key], expected, rtol=1e-5, atol=1e-5, err_msg=f"rank {rank}: {key}"
+            )
+    for key in single:  # the ranks agree exactly: proxies stay identical
+        if key.startswith("learned."):
+            np.testing.assert_array_equal(
+                two_ranks[0][f"{case}/{key}"], two_ranks[1][f"{case}/{key}"]
+            )
+
+
+def test_the_shares_of_a_batch_are_disjoint_and_cover_it() -> None:
+    for batch, groups in ((45, 3), (20, 1), (23, 1), (3, 3)):
+        shares = [World(rank, 2).positions(batch, groups) for rank in range(2)]
+        assert sorted(np.concatenate(shares).tolist()) == list(range(batch))
+    anchors = World(1, 2).positions(45, 3).reshape(3, -1)  # whole triplets: a, p and n together
+    np.testing.assert_array_equal(anchors[1] - anchors[0], 15)
+
+
+def test_the_environment_names_the_place_in_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not world_from_environment().distributed
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert world_from_environment() == World(2, 4, 0)
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(TripletnetError, match="not a place"):
+        world_from_environment()
+
+
+def test_gather_needs_a_process_group() -> None:
+    with pytest.raises((RuntimeError, ValueError)):
+        gather(torch.zeros(2, 3), [2, 2], 0)
