@@ -111,3 +111,63 @@ def test_the_environment_names_the_place_in_the_job(monkeypatch: pytest.MonkeyPa
 def test_gather_needs_a_process_group() -> None:
     with pytest.raises((RuntimeError, ValueError)):
         gather(torch.zeros(2, 3), [2, 2], 0)
+
+
+def torchrun(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    port = free_port()
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port),
+         "-m", "tripletnet", "train", *args],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TRIPLETNET_DIST_TIMEOUT": "60"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def worker_of_rank(launcher: int, rank: int) -> int:
+    """The pid of torchrun's worker with RANK ``rank``."""
+    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    for pid in map(int, children):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return pid
+    raise AssertionError(f"no worker of rank {rank} among {children}")
+
+
+@pytest.mark.slow  # about 90 s on a busy 2-core machine
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
+def test_torchrun_digits_writes_one_run_folder_and_resumes_after_a_rank_is_killed(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import time
+
+    from tripletnet.files import read_json
+    from tripletnet.runs import read_metadata
+
+    args = ["--dataset", "digits", "--triplets-per-epoch", "1024", "--test-triplets", "500",
+            "--no-progress"]  # fmt: skip
+    job = torchrun([*args, "--epochs", "200"], tmp_path)
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + 240
+    while not list(runs.glob("*/checkpoint.safetensors")):
+        assert job.poll() is None, job.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+    os.kill(worker_of_rank(job.pid, 1), signal.SIGKILL)
+    output = job.communicate(timeout=120)[0]
+    assert job.returncode != 0, output  # the job ends, it does not hang
+    (folder,) = runs.iterdir()  # one run folder, written by rank 0 alone
+    done = read_metadata(folder / "checkpoint.safetensors")["epoch"]
+    assert 1 <= done < 200 and not (folder / "model.safetensors").exists()
+
+    resumed = torchrun(["--resume", "--out", str(folder), "--epochs", str(done + 1)], tmp_path)
+    output = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, output
+    assert [row["epoch"] for row in read_json(folder / "history.json")] == list(range(1, done + 2))
+    assert (folder / "model.safetensors").is_file() and (folder / "metrics.json").is_file()
+    assert output.count("run folder:") == 1  # rank 0 alone reports
+    assert [p.name for p in runs.iterdir()] == [folder.name]
