@@ -171,3 +171,19 @@ def test_torchrun_digits_writes_one_run_folder_and_resumes_after_a_rank_is_kille
     assert (folder / "model.safetensors").is_file() and (folder / "metrics.json").is_file()
     assert output.count("run folder:") == 1  # rank 0 alone reports
     assert [p.name for p in runs.iterdir()] == [folder.name]
+
+
+def test_an_option_a_job_cannot_split_is_one_error_before_joining(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tripletnet.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["pretrain", "--epochs", "1"]) == 2  # no rendezvous: it would wait for rank 1
+    assert "cannot be split across processes" in capsys.readouterr().err
+    assert main(["train", "--batch-size", "1"]) == 2
+    assert "smaller than the job's 2 processes" in capsys.readouterr().err
+    monkeypatch.setenv("TRIPLETNET_DIST_TIMEOUT", "soon")
+    assert main(["train", "--epochs", "1"]) == 2
+    assert "TRIPLETNET_DIST_TIMEOUT must be a number" in capsys.readouterr().err

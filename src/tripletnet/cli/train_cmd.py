@@ -123,7 +123,7 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     from ..devices import resolve_device
     from ..evaluation.report import evaluate_run, result_table
     from ..training import distributed, train
-    from ..training.run import default_workers
+    from ..training.run import check_distributed, default_workers
     from ..training.tracking import Loggers, log_evaluation
 
     config_file, out = options.pop("config"), options.pop("out")
@@ -146,6 +146,7 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
         base = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
     config = TrainConfig.from_options(base, **given)
     config.resolved()  # check the options before touching the run folder
+    check_distributed(config.resolved(), distributed.world_from_environment())
     world = distributed.start(resolve_device(config.optim.device))  # under torchrun: join the job
     try:
         out = out or default_run_folder(config)
