@@ -59,3 +59,16 @@ def test_fp16_keeps_its_loss_scale_in_the_checkpoint_and_resumes_exactly(
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels on the CPU: a minute or more
+def test_compile_trains_the_same_run(tmp_path: Path, tiny_config: TrainConfig) -> None:
+    from tripletnet.files import read_json
+
+    tiny_config.optim.epochs = 1
+    train(tiny_config, tmp_path / "eager", show_progress=False, log_epochs=False)
+    tiny_config.optim.compile = True
+    train(tiny_config, tmp_path / "compiled", show_progress=False, log_epochs=False)
+    eager = read_json(tmp_path / "eager" / "history.json")[0]
+    compiled = read_json(tmp_path / "compiled" / "history.json")[0]
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-3)

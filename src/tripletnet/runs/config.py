@@ -144,6 +144,9 @@ class OptimOptions:
         choices=PRECISIONS,
     )
     device: str = option("auto", "auto (a GPU when there is one), cpu, cuda, cuda:N or mps.")
+    compile: bool = option(
+        False, "Train the net through torch.compile (the first steps compile; a GPU gains most)."
+    )
     seed: int = option(0, "Seed of every random choice (weights, batches, augmentation).")
 
     def validate(self) -> None:

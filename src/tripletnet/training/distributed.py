@@ -193,7 +193,9 @@ class ShardedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = gather(self.net(x), self.sizes, self.world.rank)
-        return rows[self.order.to(rows.device)]
+        if self.order.device != rows.device:
+            self.order = self.order.to(rows.device)  # once, not a copy per step
+        return rows[self.order]
 
 
 def average_gradients(module: nn.Module | None, world: World) -> None:

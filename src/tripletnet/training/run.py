@@ -142,7 +142,7 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
         weight_decay=config.optim.weight_decay,
     )
     precision = compute_dtype(config.optim.precision, device)
-    step = Step(model, method, optimizer, world, precision)
+    step = Step(model, method, optimizer, world, precision, config.optim.compile)
     return Setup(config, data, model, spec, method, pipeline, optimizer, step)
 
 

@@ -2,7 +2,7 @@
 
 The same code for one process and for a torchrun job (``training.distributed``), and for each
 precision (``training.precision``): fp16 scales the loss with a GradScaler so that small
-gradients survive; bf16 and fp32 need none.
+gradients survive; bf16 and fp32 need none. ``compile``: the net runs through torch.compile.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Step:
         optimizer: torch.optim.Optimizer,
         world: World = SINGLE,
         compute_dtype: torch.dtype | None = None,
+        compile: bool = False,
     ) -> None:
         self.model, self.method, self.optimizer, self.world = model, method, optimizer, world
         self.compute_dtype = compute_dtype
@@ -40,6 +41,8 @@ class Step:
             self.net = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
+        if compile:  # DDP's wrapper inside: its gradient buckets split the compiled graph
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.scaler = torch.amp.GradScaler(device.type, enabled=compute_dtype == torch.float16)
         self.sharded: dict[int, ShardedNet] = {}  # by batch length
 
