@@ -65,9 +65,15 @@ class Step:
     ) -> tuple[torch.Tensor, Statistics]:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.compute_dtype = self.compute_dtype
+        if self.model.compute_dtype != self.compute_dtype:
+            self.model.compute_dtype = self.compute_dtype
         loss, statistics = self.method.loss(self.view(len(indices)), indices, inputs)
         self.optimizer.zero_grad(set_to_none=True)
+        if not self.scaler.is_enabled():
+            loss.backward()
+            average_gradients(self.learned, self.world)
+            self.optimizer.step()
+            return loss, statistics
         self.scaler.scale(loss).backward()
         average_gradients(self.learned, self.world)
         self.scaler.step(self.optimizer)
