@@ -9,6 +9,12 @@ is the median of the passes after a warm-up pass (B = 256: up to 15, B = 1024: u
 once 10 s are spent; larger B: the single pass).
 The table prints our time, PML's, their ratio, both peaks, and whether the two values agree.
 The PML batch-all case at B = 4096 needs ~12 GB and runs alone, last (--skip-huge leaves it out).
+
+``--device cuda`` runs float32 cases on the GPU (the issue's table: batch-all at B = 1,024,
+4,096 and 16,384 against PML, and every other loss at B = 1,024); the time is read after a
+synchronisation, and the peak is torch's peak allocated GPU memory during the pass.
+
+    PYTHONPATH=src python bench/losses.py --device cuda
 """
 
 from __future__ import annotations
@@ -91,45 +97,86 @@ def status(field: str) -> int:
     raise KeyError(field)
 
 
-def run_case(impl: str, name: str, size: int, dtype_name: str, repeats: int) -> dict[str, Any]:
+def run_case(
+    impl: str, name: str, size: int, dtype_name: str, repeats: int, device_name: str = "cpu"
+) -> dict[str, Any]:
     """One case in this process: build the batch and loss, time forward + backward."""
     import torch
 
+    device = torch.device(device_name)
     dtype = getattr(torch, dtype_name)
     generator = torch.Generator().manual_seed(0)
     classes = size // PER_CLASS
-    x = torch.randn(size, DIM, dtype=dtype, generator=generator)
-    labels = torch.arange(classes).repeat_interleave(PER_CLASS)
+    x = torch.randn(size, DIM, dtype=dtype, generator=generator).to(device)
+    labels = torch.arange(classes).repeat_interleave(PER_CLASS).to(device)
     torch.manual_seed(0)
     reference = ours(name)(classes)  # our proxies, copied into PML's loss so both agree
     loss = reference if impl == "ours" else pml(name)(classes)
     if isinstance(loss, torch.nn.Module):
-        loss = loss.to(dtype)
+        loss = loss.to(device, dtype)
         proxies = getattr(reference, "proxies", None)
         if impl == "pml" and proxies is not None:
             weight = getattr(loss, "W", None)
             target = weight if weight is not None else loss.proxies
-            target.data = (proxies.data.T if weight is not None else proxies.data).to(dtype).clone()
+            target.data = (
+                (proxies.data.T if weight is not None else proxies.data).to(target).clone()
+            )
     seconds, peaks, value = [], [], math.nan
     for _ in range(repeats + 1):  # the first pass warms up; not timed when others follow
         if len(seconds) >= 2 and sum(seconds) > 10.0:
             break
         embeddings = x.clone().requires_grad_(True)
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
-        before = status("VmRSS")
+        meter = GpuPeak(device) if device.type == "cuda" else RssPeak()
         started = time.perf_counter()
         result = loss(embeddings, labels)
         result.backward()
+        meter.synchronize()
         seconds.append(time.perf_counter() - started)
-        peaks.append(status("VmHWM") - before)
+        peaks.append(meter.peak())
         value = float(result.detach())
         del result, embeddings
     timed = seconds[1:] or seconds
     return {"seconds": statistics.median(timed), "peak": max(peaks), "value": value}
 
 
-def in_subprocess(impl: str, name: str, size: int, dtype: str, repeats: int) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--case", impl, name, str(size), dtype, str(repeats)]
+class RssPeak:
+    """The rise of the process's peak resident set size (VmHWM) over its size now."""
+
+    def __init__(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
+        self.before = status("VmRSS")
+
+    def synchronize(self) -> None:
+        return None
+
+    def peak(self) -> int:
+        return status("VmHWM") - self.before
+
+
+class GpuPeak:
+    """The rise of torch's peak allocated GPU memory over the allocation now."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.torch, self.device = torch, device
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        self.before = torch.cuda.memory_allocated(device)
+
+    def synchronize(self) -> None:
+        self.torch.cuda.synchronize(self.device)
+
+    def peak(self) -> int:
+        return int(self.torch.cuda.max_memory_allocated(self.device)) - self.before
+
+
+def in_subprocess(
+    impl: str, name: str, size: int, dtype: str, repeats: int, device: str = "cpu"
+) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--case", impl, name, str(size), dtype, str(repeats), device
+    ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["killed"])[-1]
@@ -197,32 +244,60 @@ CASES: list[tuple[str, int, str, bool]] = (
     + [("nt-xent", 1024, "float64", False), ("lifted structure", 1024, "float64", False)]
 )
 HUGE = ("triplet batch-all", 4096, "float64")
+GPU_CASES: list[tuple[str, int, str, bool]] = [
+    ("triplet batch-all", 1024, "float32", True),
+    ("triplet batch-all", 4096, "float32", True),
+    ("triplet batch-all", 16384, "float32", True),
+    *[
+        (name, 1024, "float32", True)
+        for name in (
+            "triplet batch-hard",
+            "contrastive",
+            "lifted structure",
+            "nt-xent",
+            "supcon",
+            "multi-similarity",
+            "circle",
+            "arcface",
+            "cosface",
+            "proxy-nca",
+            "proxy-anchor",
+        )
+    ],
+    ("nt-xent", 8192, "float32", False),
+    ("supcon", 8192, "float32", False),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--quick", action="store_true", help="only B <= 1024, no huge cases")
     parser.add_argument("--skip-huge", action="store_true", help="leave out PML's 12 GB case")
     args = parser.parse_args()
     if args.case:
-        impl, name, size, dtype, repeats = args.case
-        print(json.dumps(run_case(impl, name, int(size), dtype, int(repeats))))
+        impl, name, size, dtype, repeats, device = args.case
+        print(json.dumps(run_case(impl, name, int(size), dtype, int(repeats), device)))
         return
     import torch
 
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), D = {DIM}, {PER_CLASS} per class"
+    where = (
+        torch.cuda.get_device_name(0)
+        if args.device == "cuda"
+        else f"{torch.get_num_threads()} thread(s)"
     )
+    print(f"torch {torch.__version__}, {args.device} ({where}), D = {DIM}, {PER_CLASS} per class")
     print("| loss | B | dtype | ours | PML | PML / ours | our peak | PML peak | values agree |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---|")
-    cases = [case for case in CASES if not args.quick or case[1] <= 1024]
+    cuda = args.device == "cuda"
+    cases = [case for case in (GPU_CASES if cuda else CASES) if not args.quick or case[1] <= 1024]
     for name, size, dtype, with_pml in cases:
-        repeats = {256: 15, 1024: 5}.get(size, 0)
-        mine = in_subprocess("ours", name, size, dtype, repeats)
-        theirs = in_subprocess("pml", name, size, dtype, repeats) if with_pml else None
+        repeats = {256: 15, 1024: 5}.get(size, 0) if not cuda else 10
+        mine = in_subprocess("ours", name, size, dtype, repeats, args.device)
+        theirs = in_subprocess("pml", name, size, dtype, repeats, args.device) if with_pml else None
         print(row(name, size, dtype, mine, theirs), flush=True)
-    if not (args.quick or args.skip_huge):
+    if not (args.quick or args.skip_huge or cuda):
         name, size, dtype = HUGE
         mine = in_subprocess("ours", name, size, dtype, 0)
         print(row(name, size, dtype, mine, in_subprocess("pml", name, size, dtype, 0)), flush=True)

@@ -75,7 +75,7 @@ def test_train_evaluate_embed_on_digits(
         (["train", "--resume"], "--resume needs --out"),
         (["train", "--sampler", "random"], "it goes with --method batch-mining"),
         (["train", "--dropout", "1.5"], "--dropout must be a finite number >= 0 and < 1"),
-        (["train", "--precision", "fp16"], "fp16"),
+        (["train", "--precision", "fp8"], "fp8"),
         (["train", "--final-relu"], "no final-relu choice"),
         (["train", "--model", "mlp", "--batch-norm"], "no batch-norm choice"),
         (["evaluate", "{tmp}"], "not a finished tripletnet run"),

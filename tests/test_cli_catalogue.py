@@ -230,7 +230,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --device cuda:99", "cuda"),
     ("train -k 0", "-k"),
     ("train -k 100000", "-k 100000 is larger than the data allows"),
-    ("train --precision fp16", "fp16"),
+    ("train --precision fp8", "fp8"),
     ("train --final-relu", "no final-relu choice"),
     ("train --model mlp --batch-norm", "no batch-norm choice"),
     ("train --model resnet-9000", "resnet-9000"),

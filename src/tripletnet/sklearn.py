@@ -41,6 +41,7 @@ from .training.fit import fit as fit_loop
 from .training.methods import Method, MethodContext, method_class, typed_options
 from .training.pipeline import Pipeline
 from .training.schedule import cosine_lr
+from .training.step import Step
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -457,9 +458,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         try:
             fit_loop(
-                model,
-                method,
-                optimizer,
+                Step(model, method, optimizer),
                 pipeline,
                 range(self.epochs),
                 schedule,

@@ -120,9 +120,10 @@ def read_config_file(path: Path) -> TrainConfig:
 
 def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     """What train and pretrain do once their options are parsed."""
+    from ..devices import resolve_device
     from ..evaluation.report import evaluate_run, result_table
-    from ..training import train
-    from ..training.run import default_workers
+    from ..training import distributed, train
+    from ..training.run import check_distributed, default_workers
     from ..training.tracking import Loggers, log_evaluation
 
     config_file, out = options.pop("config"), options.pop("out")
@@ -145,15 +146,25 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
         base = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
     config = TrainConfig.from_options(base, **given)
     config.resolved()  # check the options before touching the run folder
-    out = out or default_run_folder(config)
-    summary = train(
-        config,
-        out,
-        resume=resume,
-        overwrite=overwrite,
-        show_progress=not no_progress,
-        command=command_line(),
-    )
+    check_distributed(config.resolved(), distributed.world_from_environment())
+    world = distributed.start(resolve_device(config.optim.device))  # under torchrun: join the job
+    try:
+        out = out or default_run_folder(config)
+        distributed.barrier(world)  # every rank chose the folder before rank 0 makes it
+        summary = train(
+            config,
+            out,
+            resume=resume,
+            overwrite=overwrite,
+            show_progress=not no_progress,
+            command=command_line(),
+        )
+    finally:
+        if not world.main:
+            distributed.stop()
+    if not world.main:  # rank 0 alone evaluates and reports
+        return
+    distributed.stop()
     if summary.get("already_finished") and (out / "metrics.json").is_file():
         click.echo(
             f"nothing to train: {out} has finished its {plural(summary['epochs'], 'epoch')}; "

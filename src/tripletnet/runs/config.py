@@ -19,7 +19,7 @@ from ..errors import TripletnetError
 from .options import check_count, check_range, coerce, option
 
 VERSION = 2
-PRECISIONS = ("fp32", "bf16")  # bf16: the net's forward under bfloat16 autocast
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # the net's forward under autocast (16 bits)
 LR_SCHEDULES = ("cosine", "plateau", "step")
 METRICS = ("euclidean", "cosine")
 LOGGERS = ("csv", "tensorboard", "mlflow")
@@ -162,10 +162,14 @@ class OptimOptions:
     weight_decay: float = option(1e-4, "L2 weight decay.")
     precision: str = option(
         "fp32",
-        "bf16: the net's forward in bfloat16 (mixed precision; losses stay float32).",
+        "The net's forward in bf16 or fp16 (with gradient scaling) under autocast; auto: bf16 "
+        "on a GPU that has it, else fp16 on a GPU, fp32 elsewhere. Losses stay float32.",
         choices=PRECISIONS,
     )
     device: str = option("auto", "auto (a GPU when there is one), cpu, cuda, cuda:N or mps.")
+    compile: bool = option(
+        False, "Train the net through torch.compile (the first steps compile; a GPU gains most)."
+    )
     seed: int = option(0, "Seed of every random choice (weights, batches, augmentation).")
 
     def validate(self) -> None:

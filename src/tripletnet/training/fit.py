@@ -16,9 +16,9 @@ import torch
 from tqdm import tqdm
 
 from ..errors import TripletnetError
-from ..models import EmbeddingNet
-from .methods import Method, Statistics
+from .methods import Statistics
 from .pipeline import Pipeline
+from .step import Step
 
 
 class TrainingDiverged(TripletnetError):
@@ -63,39 +63,40 @@ class Tally:
 
 
 def fit(
-    model: EmbeddingNet,
-    method: Method,
-    optimizer: torch.optim.Optimizer,
+    step_once: Step,
     pipeline: Pipeline,
     epochs: range,
     schedule: Callable[[int, int], float],
     on_epoch_end: Callable[[int, dict[str, Any]], None],
     seed: int,
-    compute_dtype: torch.dtype | None = None,
     show_progress: bool = True,
     check_every: int = 50,
     on_steps: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> None:
-    """Train ``model`` with ``method`` for ``epochs``; ``schedule(epoch, step)`` gives the
-    learning rate; ``on_epoch_end(epoch, row)`` gets the epoch's mean loss and statistics, its
-    last learning rate, seconds and images (it evaluates, checkpoints, logs); ``on_steps(rows)``
-    gets each step's loss and learning rate (global step numbers), every ``check_every`` steps."""
+    """Train with ``step_once`` (the net, the method, the optimiser, this process's place in a
+    torchrun job) for ``epochs``; ``schedule(epoch, step)`` gives the learning rate;
+    ``on_epoch_end(epoch, row)`` gets the epoch's mean loss and statistics, its last learning
+    rate, seconds and images (it evaluates, checkpoints, logs); ``on_steps(rows)`` gets each
+    step's loss and learning rate (global step numbers), every ``check_every`` steps.
+
+    In a torchrun job every rank draws the same global batches and embeds its share of each;
+    the loss and statistics are the whole batch's, the same on every rank."""
+    model, method, world = step_once.model, step_once.method, step_once.world
     steps = method.num_batches()
     for epoch in epochs:
-        torch.manual_seed(seed * 100_003 + epoch)  # dropout and augmentation, also on resume
+        # dropout and augmentation, also on resume; each rank its own draws (rank 0 of 1: as before)
+        torch.manual_seed((seed * 100_003 + epoch) * world.size + world.rank)
         model.train()
-        model.compute_dtype = compute_dtype
         tally, started, lr = Tally(), time.perf_counter(), math.nan
         bar = tqdm(total=steps, disable=not show_progress, leave=False, unit="batch",
                    desc=f"epoch {epoch + 1}/{epochs.stop}", mininterval=0.5)  # fmt: skip
-        for step, (indices, inputs) in enumerate(pipeline.epoch(list(method.batches(epoch)))):
+        batches = list(method.batches(epoch))
+        shares = [step_once.share(indices) for indices in batches]
+        for step, (indices, (_, inputs)) in enumerate(
+            zip(batches, pipeline.epoch(shares), strict=True)
+        ):
             lr = schedule(epoch, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, statistics = method.loss(model, indices, inputs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, statistics = step_once(indices, inputs, lr)
             tally.add(loss, statistics, len(indices), epoch * steps + step + 1, lr)
             bar.update()
             if (step + 1) % check_every == 0 or step + 1 == steps:

@@ -1,9 +1,12 @@
 """From a batch of sample indices to the tensor the net eats, on the device.
 
-In-memory samples are gathered by index, moved, normalised and augmented a batch at a time.
-Image files are decoded by DataLoader workers (in the order the method chose the batches;
-pinned memory and non-blocking copies for a GPU); an unreadable image is replaced by another
-image of its class and counted (``--strict``: an error naming the file).
+In-memory samples that fit on a GPU (a quarter of its free memory) move there once, as they
+are (uint8 images stay uint8); each batch is then gathered, normalised and augmented on the GPU,
+and an epoch's indices cross to it in one copy. Larger in-memory sets are gathered on the host
+into pinned buffers and copied without blocking. Image files are decoded by DataLoader workers
+(in the order the method chose the batches; pinned memory and non-blocking copies for a GPU); an
+unreadable image is replaced by another image of its class and counted (``--strict``: an error
+naming the file).
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class Pipeline:
             self.samples, self.streamed = self.decode_all(), False
         if not self.streamed:
             self.tensor = torch.from_numpy(np.ascontiguousarray(self.samples))
+        self.resident = not self.streamed and fits_on(self.device, self.tensor.nbytes)
+        if self.resident:
+            self.tensor = self.tensor.to(self.device)
+        self.staging = PinnedStaging(self.device) if self.device.type == "cuda" else None
 
     def decode_all(self) -> np.ndarray:
         """Every image file, decoded once by the workers (unreadable ones substituted)."""
@@ -81,9 +88,19 @@ class Pipeline:
 
     def epoch(self, batches: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Each batch of indices with its prepared tensor, in order."""
+        if self.resident:
+            if not batches:
+                return
+            everything = torch.from_numpy(np.concatenate(batches)).to(self.device)
+            ends = np.cumsum([len(indices) for indices in batches])
+            for indices, end in zip(batches, ends, strict=True):
+                yield indices, self.prepare(self.tensor[everything[end - len(indices) : end]])
+            return
         if not self.streamed:
             for indices in batches:
-                yield indices, self.prepare(self.tensor[torch.from_numpy(indices)])
+                rows = torch.from_numpy(indices)
+                raw = self.tensor[rows] if self.staging is None else self.staging(self.tensor, rows)
+                yield indices, self.prepare(raw)
             return
         for indices, images in self._decoded(batches):
             yield indices, self.prepare(images)
@@ -128,3 +145,41 @@ class Pipeline:
                     f"{self.samples.path(bad)}); check the files or remove the class"
                 )
         return images
+
+
+def fits_on(device: torch.device, nbytes: int) -> bool:
+    """Does a tensor of ``nbytes`` belong on ``device`` for the whole run (a GPU with four
+    times that free)? The CPU: it is there already."""
+    if device.type != "cuda":
+        return device.type != "cpu" and nbytes <= 1 << 30  # mps: up to 1 GiB
+    free, _ = torch.cuda.mem_get_info(device)
+    return 4 * nbytes <= free
+
+
+class PinnedStaging:
+    """Rows of a host tensor gathered into page-locked buffers, two in turn, so that a batch's
+    copy to the GPU runs while the next one is gathered; a buffer is reused only once its copy
+    has finished (a CUDA event)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.buffers: list[torch.Tensor] = []
+        self.copied: list[torch.cuda.Event | None] = [None, None]
+        self.turn = 0
+
+    def __call__(self, source: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        self.turn ^= 1
+        shape = (len(rows), *source.shape[1:])
+        if len(self.buffers) < 2 or self.buffers[0].dtype != source.dtype:
+            self.buffers = [torch.empty(0, dtype=source.dtype).pin_memory() for _ in range(2)]
+        if self.buffers[self.turn].numel() < int(np.prod(shape)):
+            self.buffers[self.turn] = torch.empty(shape, dtype=source.dtype).pin_memory()
+        event = self.copied[self.turn]
+        if event is not None:
+            event.synchronize()  # the buffer's last copy has left it
+        buffer = self.buffers[self.turn].view(-1)[: int(np.prod(shape))].view(shape)
+        torch.index_select(source, 0, rows, out=buffer)
+        batch = buffer.to(self.device, non_blocking=True)
+        self.copied[self.turn] = torch.cuda.Event()
+        self.copied[self.turn].record()  # type: ignore[union-attr]
+        return batch

@@ -38,11 +38,14 @@ from ..runs import (
 from ..runs.data import embed_split, load_data
 from ..sampling import fixed_test_triplets
 from .config import TrainConfig, resumed_config
+from .distributed import SINGLE, World, barrier, start, translated_failures
 from .fit import TrainingDiverged, fit
 from .methods import Method, MethodContext, method_class
 from .pipeline import Augmentation, Pipeline
+from .precision import compute_dtype
 from .pretrained import load_pretrained
 from .schedule import cosine_lr, plateau_lr, step_lr
+from .step import Step
 from .tracking import Logger, Loggers
 
 MONITORED = 10_000  # test samples embedded after each epoch (all of them up to this many)
@@ -64,12 +67,15 @@ class Setup:
     method: Method
     pipeline: Pipeline
     optimizer: torch.optim.Optimizer
+    step: Step
 
 
-def build(config: TrainConfig, init: bool = True) -> Setup:
+def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setup:
     """Load the data and build the net, the method, the pipeline and the optimiser
-    (``init``: load the weights of ``--init``'s run; a resumed run has its own)."""
-    device = resolve_device(config.optim.device)
+    (``init``: load the weights of ``--init``'s run; a resumed run has its own); ``world``:
+    this process's place in a torchrun job (its GPU is cuda:LOCAL_RANK)."""
+    device = world.device(resolve_device(config.optim.device))
+    check_distributed(config, world)
     data = load_data(config)
     config = config.resolved(data.input_shape)  # your own data's default net, from its shape
     check_against_data(config, data)
@@ -136,7 +142,24 @@ def build(config: TrainConfig, init: bool = True) -> Setup:
         weight_decay=config.optim.weight_decay,
         nesterov=config.optim.nesterov,
     )
-    return Setup(config, data, model, spec, method, pipeline, optimizer)
+    precision = compute_dtype(config.optim.precision, device)
+    step = Step(model, method, optimizer, world, precision, config.optim.compile)
+    return Setup(config, data, model, spec, method, pipeline, optimizer, step)
+
+
+def check_distributed(config: TrainConfig, world: World) -> None:
+    """Options a torchrun job cannot train with."""
+    if not world.distributed:
+        return
+    if not method_class(config.method).distributed:
+        raise TripletnetError(
+            f"--method {config.method} cannot be split across processes; run it without torchrun"
+        )
+    if config.optim.batch_size < world.size:
+        raise TripletnetError(
+            f"--batch-size {config.optim.batch_size} is smaller than the job's {world.size} "
+            "processes; each process embeds a share of every batch"
+        )
 
 
 def pixel_top(data: DatasetSplits) -> float | None:
@@ -178,46 +201,57 @@ def train(
 
     Returns a summary (epochs, seconds, images per second, final test triplet error, and
     ``already_finished`` when a resumed run had nothing left to train).
+
+    Under torchrun (``training.distributed``) every process trains its share and rank 0 alone
+    writes ``out``; the others return the same summary.
     """
     out = Path(out)
+    if config is None and not resume:
+        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
+    world = start(resolve_device((config or read_config(out)).optim.device))
     if resume:
         prepare_run_folder(out, resume=True, overwrite=False)
         saved = TrainConfig.from_dict(read_config(out).to_dict()).resolved()
         config = saved if config is None else resumed_config(saved, config.resolved())
-    elif config is None:
-        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
-    setup = build(config.resolved(), init=not resume)
+    assert config is not None
+    setup = build(config.resolved(), init=not resume, world=world)
     config = setup.config
     history: list[dict[str, float]] = []
     epochs = config.optim.epochs
     assert epochs is not None
     if resume:
-        remove_stale_temporaries(out)
+        if world.main:
+            remove_stale_temporaries(out)
         learned = setup.method.learned()
         state = load_checkpoint(out / CHECKPOINT, setup.model, setup.optimizer, learned)
-        history, start = state["history"], state["epoch"]
-        if epochs < start:
+        history, done = state["history"], state["epoch"]
+        setup.step.restore(state)
+        if epochs < done:
             raise TripletnetError(
-                f"--epochs {epochs}: {out} has already trained {start} epochs; "
-                f"give --epochs {start} or more to continue it"
+                f"--epochs {epochs}: {out} has already trained {done} epochs; "
+                f"give --epochs {done} or more to continue it"
             )
         setup.method.restore(out)
-        write_json_atomic(out / CONFIG, config.to_dict())  # the new total, if any
-        if start == epochs and (out / MODEL).is_file():
+        barrier(world)  # every rank has read the folder before rank 0 writes to it
+        if world.main:
+            write_json_atomic(out / CONFIG, config.to_dict())  # the new total, if any
+        if done == epochs and (out / MODEL).is_file():
             return {**summarize(history), "already_finished": True}
-    else:
+    elif world.main:
         prepare_run_folder(out, resume=False, overwrite=overwrite)
         write_json_atomic(out / CONFIG, config.to_dict())
         setup.method.save(out)
-    if command is not None:
+    if command is not None and world.main:
         record_command(out, command, resume)
     loggers: Loggers | None = None
     try:
-        loggers = Loggers(config.evaluation.loggers, out)
-        loggers.config(config.to_dict())
-        _train_epochs(setup, out, history, show_progress, log_epochs, loggers)
+        if world.main:
+            loggers = Loggers(config.evaluation.loggers, out)
+            loggers.config(config.to_dict())
+        with translated_failures(world):
+            _train_epochs(setup, out, history, show_progress, log_epochs, loggers)
     except BaseException as error:
-        if not resume and not (out / CHECKPOINT).is_file():
+        if world.main and not resume and not (out / CHECKPOINT).is_file():
             shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing behind
         if isinstance(error, TrainingDiverged):
             kept = (
@@ -240,9 +274,10 @@ def _train_epochs(
     history: list[dict[str, float]],
     show_progress: bool,
     log_epochs: bool,
-    loggers: Logger,
+    loggers: Logger | None,
 ) -> None:
     config, data, model = setup.config, setup.data, setup.model
+    world = setup.step.world
     optim = config.optim
     assert optim.lr is not None and optim.epochs is not None
     steps = setup.method.num_batches()
@@ -266,6 +301,9 @@ def _train_epochs(
         return cosine_lr(lr, (epoch * steps + step) / total, optim.min_lr_fraction)
 
     def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
+        if loggers is None:  # not rank 0: it alone evaluates and writes
+            history.append({"epoch": epoch + 1, **row, "test_triplet_error": math.nan})
+            return
         pipeline = setup.pipeline
         test = embed_split(
             model, monitored, pipeline.evaluation_prepare, pipeline.device, pipeline.workers
@@ -287,7 +325,12 @@ def _train_epochs(
             out / CHECKPOINT,
             model,
             setup.optimizer,
-            {"epoch": epoch + 1, "history": history, "spec": setup.spec.to_dict()},
+            {
+                "epoch": epoch + 1,
+                "history": history,
+                "spec": setup.spec.to_dict(),
+                **setup.step.state(),
+            },
             setup.method.learned(),
         )
         write_json_atomic(out / HISTORY, history)
@@ -300,21 +343,19 @@ def _train_epochs(
             )
 
     fit(
-        model,
-        setup.method,
-        setup.optimizer,
+        setup.step,
         setup.pipeline,
         range(len(history), optim.epochs),
         schedule,
         on_epoch_end,
         optim.seed,
-        torch.bfloat16 if optim.precision == "bf16" else None,
-        show_progress,
-        on_steps=loggers.steps,
+        show_progress and world.main,
+        on_steps=None if loggers is None else loggers.steps,
     )
-    save_checkpoint(
-        out / MODEL, model, None, {"spec": setup.spec.to_dict(), "dataset": config.data.dataset}
-    )
+    if world.main:
+        save_checkpoint(
+            out / MODEL, model, None, {"spec": setup.spec.to_dict(), "dataset": config.data.dataset}
+        )
 
 
 def _monitored(data: DatasetSplits) -> Any:

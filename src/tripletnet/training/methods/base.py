@@ -50,6 +50,8 @@ class Method(ABC):
     Options: ClassVar[type]
     description: ClassVar[str]
     pretraining: ClassVar[bool] = False  # learns without labels (tripletnet pretrain)
+    groups: ClassVar[int] = 1  # a batch is this many equal blocks (3: anchors|positives|negatives)
+    distributed: ClassVar[bool] = True  # its loss calls model(inputs) once (torchrun can split it)
 
     def __init__(self, options: Any, context: MethodContext) -> None:
         self.options = options

@@ -53,6 +53,8 @@ class SiameseOptions:
 class RandomTriplets(Method):
     """Batches of ``batch_size`` triplets, as (anchors, positives, negatives) in one batch."""
 
+    groups = 3
+
     def __init__(self, options: Any, context: MethodContext) -> None:
         super().__init__(options, context)
         self.sampler = RandomTripletSampler(context.labels)

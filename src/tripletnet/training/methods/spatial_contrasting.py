@@ -42,6 +42,7 @@ class SpatialContrasting(Method):
     """Every epoch, the training images in a fresh order, ``batch_size`` images per batch."""
 
     name = "spatial-contrasting"
+    distributed = False  # embeds feature-map patches, not one model(inputs) call
     Options = SpatialContrastingOptions
     description = "Hoffer, Hubara & Ailon (2016): contrast patches of one image's feature map."
     pretraining = True
