@@ -1,0 +1,133 @@
+"""Issue 20's methods against their base losses on open-set MNIST (train digits 0-4, retrieve
+among the unseen 5-9; docs/results.md, issue 14's protocol), seeds 0-2, each pair compared with
+``tripletnet compare`` (paired bootstrap and sign-flip test on the same test queries).
+
+    nice -n 10 python bench/named_methods.py --data-dir ../shared/data/mnist --out /tmp/bench/named
+
+Short runs (``--epochs 2 --steps-per-epoch 75``: 150 P x K batches of 5 classes x 24 images,
+about 0.6 of a pass over the 30,596 training images) so that the 24 runs fit a busy 2-core
+machine: the figures compare the methods early in training, not at convergence. A run folder
+that already holds metrics.json is reused (rerun with a fresh --out to retrain). Prints, and
+writes to OUT/summary.md, the mean and standard deviation over the seeds of Recall@1, MAP@R,
+OPIS and the per-class FAR / FRR spreads, and each comparison's per-seed A - B and p-values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+MS = ["--loss", "multi-similarity", "--miner", "multi-similarity"]
+CONFIGS = {
+    "contrastive": ["--loss", "contrastive"],
+    "snr-contrastive": ["--loss", "snr-contrastive"],
+    "multi-similarity": MS,
+    "multi-similarity + TCM": [*MS, "--tcm-weight", "1"],
+    "multi-similarity + Metrix (feature)": [*MS, "--mixup", "feature"],
+    "multi-similarity + energy confusion": [*MS, "--energy-weight", "0.1"],
+    "arcface": ["--loss", "arcface"],
+    "elasticface-arc": ["--loss", "elasticface-arc"],
+}
+PAIRS = [  # (method, its base)
+    ("snr-contrastive", "contrastive"),
+    ("multi-similarity + TCM", "multi-similarity"),
+    ("multi-similarity + Metrix (feature)", "multi-similarity"),
+    ("multi-similarity + energy confusion", "multi-similarity"),
+    ("elasticface-arc", "arcface"),
+]
+METRICS = ("retrieval.recall_at_1", "retrieval.map_at_r")
+
+
+def folder_name(name: str, seed: int) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    return f"{'-'.join(filter(None, slug.split('-')))}-seed{seed}"
+
+
+def train(args: argparse.Namespace, name: str, seed: int) -> Path:
+    out = args.out / folder_name(name, seed)
+    if (out / "metrics.json").is_file():
+        return out
+    command = [
+        "tripletnet", "train", "--dataset", "mnist", "--data-dir", args.data_dir,
+        "--split", "classes:0.5", "--method", "batch-mining", "--classes-per-batch", "5",
+        "--samples-per-class", "24", "--epochs", str(args.epochs),
+        "--steps-per-epoch", str(args.steps), "--seed", str(seed), "--no-progress",
+        "--out", str(out), "--overwrite", *CONFIGS[name],
+    ]  # fmt: skip
+    print("$", shlex.join(command), flush=True)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def compare(a: Path, b: Path) -> dict[str, tuple[float, str]]:
+    """``tripletnet compare A B``: per metric, the difference A - B (points) and the p-value."""
+    lines = subprocess.run(
+        ["tripletnet", "compare", str(a), str(b)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    rows = {}
+    for line in lines:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] in METRICS:
+            rows[cells[0]] = (float(cells[3].split()[0].rstrip("%")), cells[4])
+    return rows
+
+
+def mean_sd(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    mean = statistics.mean(values) * scale
+    sd = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, help="The official MNIST files.")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench/named"))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=75, help="Batches per epoch.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    runs = {(name, seed): train(args, name, seed) for seed in args.seeds for name in CONFIGS}
+    lines = [
+        f"Open-set MNIST, {args.epochs} epochs x {args.steps} batches of 5 x 24, seeds "
+        f"{', '.join(map(str, args.seeds))}: mean ± sd over the seeds.",
+        "",
+        "| method | Recall@1 % | MAP@R % | OPIS (x1000) | FAR spread % | FRR spread % | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in CONFIGS:
+        metrics = [json.loads((runs[name, s] / "metrics.json").read_text()) for s in args.seeds]
+        opis = [m["opis"] for m in metrics]
+        lines.append(
+            f"| {name} "
+            f"| {mean_sd([m['retrieval']['recall_at_1'] for m in metrics])} "
+            f"| {mean_sd([m['retrieval']['map_at_r'] for m in metrics])} "
+            f"| {mean_sd([o['opis'] for o in opis], 1000, 3)} "
+            f"| {mean_sd([o['far_spread'] for o in opis])} "
+            f"| {mean_sd([o['frr_spread'] for o in opis])} "
+            f"| {mean_sd([m['training']['seconds'] for m in metrics], 1, 0)} |"
+        )
+    lines += [
+        "",
+        "Paired comparisons (`tripletnet compare A B` on each seed's 4,861 test queries): "
+        "A - B in points, p-value of the sign-flip test.",
+        "",
+        "| A | B | metric | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
+        "|---|---|---|" + "---:|" * len(args.seeds),
+    ]
+    for method, base in PAIRS:
+        per_seed = [compare(runs[method, s], runs[base, s]) for s in args.seeds]
+        for metric in METRICS:
+            cells = [f"{row[metric][0]:+.2f} (p {row[metric][1]})" for row in per_seed]
+            lines.append(f"| {method} | {base} | {metric} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    (args.out / "summary.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
