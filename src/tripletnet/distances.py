@@ -163,7 +163,17 @@ def pairwise_snr(x: torch.Tensor, y: torch.Tensor | None = None, eps: float = EP
 
 class SNRDistance(Distance):
     """d_SNR(a, b) = Var(b - a) / Var(a): the noise b - a over the anchor's signal (not
-    symmetric; the rows are the anchors). See :func:`pairwise_snr`."""
+    symmetric; the rows are the anchors). See :func:`pairwise_snr`. ``normalize`` L2-normalises
+    the embeddings first (pytorch-metric-learning's default; the paper does not)."""
+
+    def __init__(self, normalize: bool = False) -> None:
+        self.normalize = normalize
 
     def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.normalize:
+            x = F.normalize(x, dim=1, eps=EPS)
+            y = None if y is None else F.normalize(y, dim=1, eps=EPS)
         return pairwise_snr(x, y)
+
+    def __repr__(self) -> str:
+        return f"SNRDistance(normalize={self.normalize})"
