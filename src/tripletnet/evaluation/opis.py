@@ -72,13 +72,18 @@ def subset(labels: np.ndarray, most: int, seed: int) -> np.ndarray:
 
 
 def threshold_at_far(negatives: np.ndarray, far: float) -> float:
-    """The smallest threshold (a score of a negative pair) whose FAR does not exceed ``far``."""
-    ordered = np.sort(negatives)
+    """The threshold accepting the most negative pairs whose FAR does not exceed ``far``: halfway
+    between the last negative score it rejects and the next larger one (so that rounding in the
+    scores does not move a pair across it); just above the largest when none may be accepted."""
+    ordered = np.sort(negatives)[::-1]
     allowed = int(np.floor(far * len(ordered)))  # negatives that may be accepted
     if allowed >= len(ordered):
-        return float(ordered[0])
-    # accept s >= t: t just above the (allowed + 1)-th largest negative
-    return float(np.nextafter(ordered[len(ordered) - allowed - 1], np.inf))
+        return float(ordered[-1])
+    rejected = ordered[allowed]
+    larger = ordered[:allowed][ordered[:allowed] > rejected]  # ties are rejected together
+    if len(larger) == 0:
+        return float(rejected + max(abs(rejected) * 1e-9, 1e-12))
+    return float((rejected + larger[-1]) / 2)
 
 
 def opis_metrics(
