@@ -112,8 +112,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--steps", type=int, default=60, help="Batches per epoch.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="Train nothing: summarise the finished runs in --out (a method's row and a "
+        "comparison's cells cover the seeds whose runs are finished).",
+    )
     args = parser.parse_args()
-    runs = {(name, seed): train(args, name, seed) for seed in args.seeds for name in CONFIGS}
+    runs = {
+        (name, seed): (args.out / folder_name(name, seed))
+        if args.summary_only
+        else train(args, name, seed)
+        for seed in args.seeds
+        for name in CONFIGS
+    }
+    runs = {key: out for key, out in runs.items() if (out / "metrics.json").is_file()}
     lines = [
         f"Open-set MNIST, {args.epochs} epochs x {args.steps} batches of 5 x 24, seeds "
         f"{', '.join(map(str, args.seeds))}: mean ± sd over the seeds.",
@@ -122,10 +135,14 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in CONFIGS:
-        metrics = [json.loads((runs[name, s] / "metrics.json").read_text()) for s in args.seeds]
+        seeds = [s for s in args.seeds if (name, s) in runs]
+        if not seeds:
+            lines.append(f"| {name} | not run | | | | | |")
+            continue
+        metrics = [json.loads((runs[name, s] / "metrics.json").read_text()) for s in seeds]
         opis = [m["opis"] for m in metrics]
         lines.append(
-            f"| {name} "
+            f"| {name} ({len(seeds)} seeds) "
             f"| {mean_sd([m['retrieval']['recall_at_1'] for m in metrics])} "
             f"| {mean_sd([m['retrieval']['map_at_r'] for m in metrics])} "
             f"| {mean_sd([o['opis'] for o in opis], 1000, 3)} "
@@ -142,9 +159,17 @@ def main() -> None:
         "|---|---|---|" + "---:|" * len(args.seeds),
     ]
     for method, base in PAIRS:
-        per_seed = [compare(runs[method, s], runs[base, s]) for s in args.seeds]
+        per_seed = [
+            compare(runs[method, s], runs[base, s])
+            if (method, s) in runs and (base, s) in runs
+            else None
+            for s in args.seeds
+        ]
         for metric in METRICS:
-            cells = [f"{row[metric][0]:+.2f} (p {row[metric][1]})" for row in per_seed]
+            cells = [
+                "not run" if row is None else f"{row[metric][0]:+.2f} (p {row[metric][1]})"
+                for row in per_seed
+            ]
             lines.append(f"| {method} | {base} | {metric} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
