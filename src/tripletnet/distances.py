@@ -144,3 +144,36 @@ class DotProduct(Distance):
 
     def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return pairwise_dot(x, y)
+
+
+def pairwise_snr(x: torch.Tensor, y: torch.Tensor | None = None, eps: float = EPS) -> torch.Tensor:
+    """(N, M) matrix of Var(y_j - x_i) / Var(x_i), the signal-to-noise-ratio distance (Yuan et
+    al., "Signal-to-Noise Ratio: A Robust Distance Metric for Deep Metric Learning", CVPR 2019).
+
+    With centred rows c(v) = v - mean(v), Var(y - x) = ||c(y) - c(x)||^2 / D, so the matrix is
+    the fused squared Euclidean one of the centred rows over D (Var(x_i) + eps): a constant
+    anchor gives a large finite value and finite gradients instead of 0/0.
+    """
+    x_centred = x - x.mean(dim=1, keepdim=True)
+    y_centred = None if y is None else y - y.mean(dim=1, keepdim=True)
+    noise = pairwise_squared_euclidean(x_centred, y_centred)
+    signal = x_centred.pow(2).sum(dim=1, keepdim=True)  # D Var(x_i)
+    return noise / (signal + x.shape[1] * eps)
+
+
+class SNRDistance(Distance):
+    """d_SNR(a, b) = Var(b - a) / Var(a): the noise b - a over the anchor's signal (not
+    symmetric; the rows are the anchors). See :func:`pairwise_snr`. ``normalize`` L2-normalises
+    the embeddings first (pytorch-metric-learning's default; the paper does not)."""
+
+    def __init__(self, normalize: bool = False) -> None:
+        self.normalize = normalize
+
+    def matrix(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.normalize:
+            x = F.normalize(x, dim=1, eps=EPS)
+            y = None if y is None else F.normalize(y, dim=1, eps=EPS)
+        return pairwise_snr(x, y)
+
+    def __repr__(self) -> str:
+        return f"SNRDistance(normalize={self.normalize})"

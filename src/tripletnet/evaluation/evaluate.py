@@ -21,6 +21,7 @@ from .classify import (
 from .clustering import clustering_scores
 from .confidence import bootstrap_ci
 from .inputs import EvaluationInputError, labelled, require_classes
+from .opis import threshold_consistency
 from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
@@ -137,6 +138,7 @@ def evaluate_embeddings(
         "classifiers": {"k": k},
         "clustering": clustering_scores(queries, query_labels, seed),
         "verification": verification_metrics(pair_d, same),
+        "opis": threshold_consistency(queries, query_labels, metric, seed, threshold),
         "confidence": confidence,
         "bootstrap_resamples": resamples,
         "confidence_intervals": {},

@@ -194,6 +194,7 @@ def render_evaluation(metrics: dict[str, Any], title: str) -> str:
         f"{verification['tar_at_far_0.01']:.2%} | {verification['tar_at_far_0.1']:.2%} | "
         f"{verification['best_accuracy']:.2%} ({verification['best_threshold']:.4g}) |",
     ]
+    lines += opis_lines(metrics.get("opis"))
     saved = verification.get("at_saved_threshold")
     if saved:
         lines += [
@@ -203,3 +204,20 @@ def render_evaluation(metrics: dict[str, Any], title: str) -> str:
         ]
     lines += [""] + [f"![{name}]({file})" for name, file in metrics.get("figures", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def opis_lines(opis: dict[str, Any] | None) -> list[str]:
+    """The threshold-consistency sentence of the report (evaluation/opis.py), if measured."""
+    if not opis:
+        return []
+    low, high = opis["far_range"]
+    return [
+        "",
+        f"Threshold consistency (Zhang et al. 2024): OPIS **{opis['opis']:.4g}** (F1 utility, "
+        f"thresholds at overall FAR {low:g} to {high:g}, {opis['samples']} samples); one threshold "
+        f"for every class, at overall FAR {opis['at_far']:g}, gives per-class FAR from "
+        f"{min(r['far'] for r in opis['per_class'].values()):.2%} to "
+        f"{max(r['far'] for r in opis['per_class'].values()):.2%} (spread "
+        f"{opis['far_spread']:.2%}) and FRR spread {opis['frr_spread']:.2%} over "
+        f"{len(opis['per_class'])} classes.",
+    ]

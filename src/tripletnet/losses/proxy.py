@@ -81,7 +81,11 @@ class MarginSoftmaxLoss(ProxyLoss):
         check_positive("scale", scale)
         self.margin, self.scale = margin, scale
 
-    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
+    def margins(self, target_cosine: torch.Tensor) -> float | torch.Tensor:
+        """The margin of each sample, given the cosine to its own class (here one for all)."""
+        return self.margin
+
+    def target_logit(self, cosine: torch.Tensor, margin: float | torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def proxy_loss(
@@ -89,7 +93,8 @@ class MarginSoftmaxLoss(ProxyLoss):
     ) -> torch.Tensor:
         cosine = pairwise_cosine_similarity(embeddings, proxies)
         target = (torch.arange(len(labels), device=labels.device), labels)
-        logits = cosine.index_put(target, self.target_logit(cosine[target])) * self.scale
+        own = cosine[target]
+        logits = cosine.index_put(target, self.target_logit(own, self.margins(own))) * self.scale
         return reduce(F.cross_entropy(logits, labels, reduction="none"), self.reduction)
 
 
@@ -106,11 +111,12 @@ class ArcFaceLoss(MarginSoftmaxLoss):
     ) -> None:
         super().__init__(num_classes, embedding_dim, margin, scale, reduction)
 
-    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
+    def target_logit(self, cosine: torch.Tensor, margin: float | torch.Tensor) -> torch.Tensor:
         angle = torch.acos(cosine.clamp(-1.0, 1.0))
-        widened = torch.cos(angle + self.margin)
-        fallback = cosine - self.margin * math.sin(self.margin)  # keeps the logit decreasing
-        return torch.where(angle <= math.pi - self.margin, widened, fallback)
+        widened = torch.cos(angle + margin)
+        sine = torch.sin(torch.as_tensor(margin, dtype=cosine.dtype, device=cosine.device))
+        fallback = cosine - margin * sine  # keeps the logit decreasing
+        return torch.where(angle <= math.pi - margin, widened, fallback)
 
 
 class CosFaceLoss(MarginSoftmaxLoss):
@@ -126,8 +132,8 @@ class CosFaceLoss(MarginSoftmaxLoss):
     ) -> None:
         super().__init__(num_classes, embedding_dim, margin, scale, reduction)
 
-    def target_logit(self, cosine: torch.Tensor) -> torch.Tensor:
-        return cosine - self.margin
+    def target_logit(self, cosine: torch.Tensor, margin: float | torch.Tensor) -> torch.Tensor:
+        return cosine - margin
 
 
 class ProxyNCALoss(ProxyLoss):

@@ -5,6 +5,7 @@ older ``tripletnet train --loss ...`` means the same).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -19,8 +20,9 @@ from ...comparison import pair_masks
 from ...distances import pairwise_euclidean
 from ...errors import TripletnetError
 from ...losses.batch_all import batch_all_hinge, count_triplets
-from ...runs.options import check_count, option
+from ...runs.options import check_count, check_range, option
 from ...sampling import PKSampler
+from ..mixup import MIXUP_WHERE, embed_and_mix, feature_split
 from . import register
 from .base import Method, MethodContext, Statistics
 
@@ -36,6 +38,7 @@ LOSSES: dict[str, Callable[..., losses.MetricLoss]] = {
     "supcon": losses.SupConLoss,
     "multi-similarity": losses.MultiSimilarityLoss,
     "circle": losses.CircleLoss,
+    "snr-contrastive": losses.SNRContrastiveLoss,
 }
 # losses with learned per-class vectors: built for (num_classes, embedding_dim), trained with the net
 PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
@@ -43,6 +46,10 @@ PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
     "cosface": losses.CosFaceLoss,
     "proxy-nca": losses.ProxyNCALoss,
     "proxy-anchor": losses.ProxyAnchorLoss,
+    "elasticface-arc": losses.ElasticArcFaceLoss,
+    "elasticface-cos": losses.ElasticCosFaceLoss,
+    "elasticface-arc-plus": partial(losses.ElasticArcFaceLoss, sigma=0.0175, plus=True),
+    "elasticface-cos-plus": partial(losses.ElasticCosFaceLoss, sigma=0.025, plus=True),
 }
 LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
 MINERS: dict[str, type[mining.Miner]] = {
@@ -55,6 +62,7 @@ MINERS: dict[str, type[mining.Miner]] = {
     "pair-margin": mining.PairMarginMiner,
 }
 SAMPLERS = ("pk", "random")
+MIXUP_LOSSES = ("contrastive", "multi-similarity", "proxy-anchor")  # the losses Metrix mixes
 # losses on cosine similarity: a run trained with one L2-normalises its embeddings
 COSINE_LOSSES = ("ntxent", "supcon", "multi-similarity", "circle", *PROXY_LOSSES)
 
@@ -97,6 +105,22 @@ class BatchMiningOptions:
     )
     classes_per_batch: int | None = option(None, "P (pk; default: 16, or every class when fewer).")
     samples_per_class: int = option(8, "K (pk).")
+    tcm_weight: float = option(
+        0.0, "Weight of the threshold-consistent margin regulariser (Zhang et al. 2024); 0: off."
+    )
+    energy_weight: float = option(
+        0.0, "Weight of the energy-confusion regulariser (Chen & Deng 2019); 0: off."
+    )
+    mixup: str | None = option(
+        None,
+        "Metrix mixup (Venkataramanan et al. 2022) of inputs, features or embeddings, for --loss "
+        f"{', '.join(MIXUP_LOSSES)}.",
+        choices=MIXUP_WHERE,
+    )
+    mixup_weight: float = option(1.0, "Weight of the mixed loss (with --mixup).")
+    steps_per_epoch: int | None = option(
+        None, "At most this many batches an epoch (default: a pass over the data)."
+    )
 
 
 @register
@@ -114,7 +138,16 @@ class BatchMining(Method):
         labels = context.labels
         self.labels = torch.from_numpy(np.asarray(labels).astype(np.int64))
         num_classes = max(context.num_classes, 1)
-        self.criterion = build_loss(options.loss, options.miner, num_classes, context.embedding_dim)
+        self.base = build_loss(options.loss, options.miner, num_classes, context.embedding_dim)
+        self.criterion = losses.Regularized(
+            self.base,
+            (options.tcm_weight, losses.ThresholdConsistentMargin()),
+            (options.energy_weight, losses.EnergyConfusion()),
+        )
+        self.metrix = (
+            None if options.mixup is None else losses.Metrix(self.base, options.mixup_weight)
+        )
+        self.rng = np.random.default_rng([context.seed, 20])  # the mixup pairs
         self.sampler = (
             PKSampler(
                 labels,
@@ -135,21 +168,40 @@ class BatchMining(Method):
         build_loss(options.loss, options.miner)
         check_count("classes-per-batch", options.classes_per_batch)
         check_count("samples-per-class", options.samples_per_class)
+        check_count("steps-per-epoch", options.steps_per_epoch)
+        check_range("--tcm-weight", options.tcm_weight)
+        check_range("--energy-weight", options.energy_weight)
+        check_range("--mixup-weight", options.mixup_weight)
+        if options.mixup is not None and options.loss not in MIXUP_LOSSES:
+            raise TripletnetError(
+                f"--mixup mixes the losses {', '.join(MIXUP_LOSSES)} (Metrix), not --loss "
+                f"{options.loss}"
+            )
 
     @classmethod
     def metric(cls, options: BatchMiningOptions) -> str:
         return "cosine" if options.loss in COSINE_LOSSES else "euclidean"
 
+    def check(self, model: nn.Module) -> None:
+        if self.options.mixup == "feature":
+            feature_split(model)
+
     def learned(self) -> nn.Module | None:
-        has_parameters = any(True for _ in self.criterion.parameters())
-        return self.criterion if has_parameters else None
+        has_parameters = any(True for _ in self.base.parameters())
+        return self.base if has_parameters else None
 
     def num_batches(self) -> int:
         if self.sampler is not None:
-            return len(self.sampler)
-        return -(-len(self.labels) // self.context.batch_size)
+            full = len(self.sampler)
+        else:
+            full = -(-len(self.labels) // self.context.batch_size)
+        return min(full, self.options.steps_per_epoch or full)
 
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
+        yield from itertools.islice(self.all_batches(epoch), self.num_batches())
+
+    def all_batches(self, epoch: int) -> Iterator[np.ndarray]:
+        """A full pass over the data: P x K batches, or a seeded permutation."""
         if self.sampler is not None:
             yield from self.sampler.batches(epoch)
             return
@@ -160,9 +212,16 @@ class BatchMining(Method):
     def loss(
         self, model: nn.Module, indices: np.ndarray, inputs: torch.Tensor
     ) -> tuple[torch.Tensor, Statistics]:
-        embeddings = model(inputs)
-        labels = self.labels[torch.from_numpy(indices)].to(embeddings.device)
-        loss = self.criterion(embeddings, labels)
+        labels = self.labels[torch.from_numpy(indices)].to(inputs.device)
+        if self.metrix is None or self.options.mixup is None:
+            embeddings = model(inputs)
+            loss = self.criterion(embeddings, labels)
+        else:
+            pairs = self.metrix.pairs(labels, self.rng)
+            embeddings, mixed = embed_and_mix(model, inputs, pairs, self.options.mixup)
+            loss = self.criterion(embeddings, labels) + self.metrix.weight * (
+                self.metrix.mixed_loss(embeddings, labels, mixed, pairs)
+            )
         error = batch_triplet_error(embeddings.detach(), labels)
         return loss, {} if error is None else {"triplet_error": error}
 
