@@ -590,6 +590,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("robustness {w}/run -k 100000 --out {out}", "-k 100000"),
     ("robustness {w}/run --queries 1", "--queries"),
     ("robustness {w}/run --pgd-steps 0", "--pgd-steps"),
+    ("robustness {w}/run --stability-queries 0", "--stability-queries"),
     ("robustness {w}/run --baseline {w}/bad/empty_dir --out {out}", "not a finished"),
     ("robustness {w}/run --device tpu --out {out}", "tpu"),
 ]

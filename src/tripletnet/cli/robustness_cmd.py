@@ -38,6 +38,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Clean gallery samples, spread over the classes.")  # fmt: skip
 @click.option("--attack-queries", type=click.IntRange(min=1), default=500, show_default=True,
               help="Queries attacked at each eps.")  # fmt: skip
+@click.option("--stability-queries", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Queries followed along the perturbation sequences.")  # fmt: skip
 @click.option("--eps", callback=_floats, default="0,0.05,0.1,0.2,0.25,0.3", show_default=True,
               help="Attack radii, comma-separated, as fractions of the pixel range.")  # fmt: skip
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True,
@@ -63,6 +65,7 @@ def robustness_command(
     queries: int,
     gallery: int,
     attack_queries: int,
+    stability_queries: int,
     eps: list[float],
     norm: str,
     pgd_steps: int,
@@ -81,7 +84,8 @@ def robustness_command(
     if unknown:
         raise click.UsageError(f"--skip {','.join(unknown)}: choose from {', '.join(PARTS)}")
     settings = Settings(
-        k=k, queries=queries, gallery=gallery, attack_queries=attack_queries, eps=eps,
+        k=k, queries=queries, gallery=gallery, attack_queries=attack_queries,
+        stability_queries=stability_queries, eps=eps,
         norm=norm, pgd_steps=pgd_steps, corruptions=corruptions,
         parts=[part for part in PARTS if part not in skipped], seed=seed, device=device,
     )  # fmt: skip
