@@ -2,7 +2,7 @@
 net with --augment-corruptions and with --adversarial fgsm, then `tripletnet robustness` on each.
 
     python bench/robustness_mnist.py --data-dir ../shared/data/mnist --out runs/robust \
-        --triplets 6400 [--parts train,report]
+        --triplets 6400 [--parts train,report] [--report-args "--queries 500"]
 
 Training goes through the library's ``train`` (the same as `tripletnet train` with the options
 printed below, without the evaluation that command runs after training); the reports are the
@@ -37,6 +37,7 @@ def main_(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--runs", default=",".join(RUNS))
     parser.add_argument("--parts", default="train,report")
+    parser.add_argument("--report-args", default="", help="More `robustness` options.")
     args = parser.parse_args(argv)
     parts, out = args.parts.split(","), Path(args.out)
     for name in args.runs.split(","):
@@ -51,7 +52,7 @@ def main_(argv: list[str] | None = None) -> None:
                   f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
         if "report" in parts:
             started = time.perf_counter()
-            skip = [f"--skip={s}" for s in SKIP[name]]
+            skip = [f"--skip={s}" for s in SKIP[name]] + args.report_args.split()
             assert main(["robustness", str(folder), *skip]) == 0
             report = json.loads((folder / "robustness" / "robustness.json").read_text())
             print(f"{name}: tripletnet robustness {folder} {' '.join(skip)}: "
