@@ -184,6 +184,8 @@ def test_an_option_a_job_cannot_split_is_one_error_before_joining(
     assert "cannot be split across processes" in capsys.readouterr().err
     assert main(["train", "--batch-size", "1"]) == 2
     assert "smaller than the job's 2 processes" in capsys.readouterr().err
+    assert main(["train", "--adversarial", "fgsm", "--eps", "0.1"]) == 2
+    assert "--adversarial fgsm attacks each batch" in capsys.readouterr().err
     monkeypatch.setenv("TRIPLETNET_DIST_TIMEOUT", "soon")
     assert main(["train", "--epochs", "1"]) == 2
     assert "TRIPLETNET_DIST_TIMEOUT must be a number" in capsys.readouterr().err

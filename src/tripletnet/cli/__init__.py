@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": "serve_cmd:serve_command",
     "export": "export_cmd:export_command",
     "pretrain": "train_cmd:pretrain_command",
+    "robustness": "robustness_cmd:robustness_command",
 }
 
 

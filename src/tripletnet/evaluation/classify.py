@@ -44,6 +44,15 @@ def linear_probe_accuracy(
     return float(linear_probe_correct(train_x, train_y, test_x, test_y, max_iter).mean())
 
 
+def fit_linear_probe(train_x: np.ndarray, train_y: np.ndarray, max_iter: int = 300) -> Pipeline:
+    """The linear probe (standardised features, logistic regression) fit on the train set."""
+    classifier = _probe(train_y, max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(_flat(train_x), train_y)
+    return classifier
+
+
 def linear_probe_correct(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -52,10 +61,7 @@ def linear_probe_correct(
     max_iter: int = 300,
 ) -> np.ndarray:
     """Per test sample: is the linear probe's prediction right."""
-    classifier = _probe(train_y, max_iter)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(_flat(train_x), train_y)
+    classifier = fit_linear_probe(train_x, train_y, max_iter)
     return np.asarray(classifier.predict(_flat(test_x)) == test_y)
 
 

@@ -5,6 +5,7 @@ neighbour) where there are any: they are what a user studies."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,17 @@ def _as_image(x: np.ndarray) -> np.ndarray:
     image = image.squeeze()
     low, high = image.min(), image.max()
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def draw_cell(ax: Any, image: np.ndarray, colour: str, label: str, size: float = 1.0) -> None:
+    """One image of a grid, framed in ``colour``, titled ``label`` (``size`` scales both)."""
+    ax.imshow(_as_image(image), cmap="gray", aspect="auto")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(3 * size)
+    ax.set_title(label, fontsize=7 * size)
 
 
 def spread_queries(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -82,13 +94,7 @@ def plot_retrieval_grid(
             colour = "tab:green" if query_hits[rank - 1] else "tab:red"
             cells.append((gallery_images[gallery_row], colour, f"#{rank}"))
         for ax, (image, colour, label) in zip(row, cells, strict=False):
-            ax.imshow(_as_image(image), cmap="gray", aspect="auto")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_edgecolor(colour)
-                spine.set_linewidth(3)
-            ax.set_title(label, fontsize=7)
+            draw_cell(ax, image, colour, label)
     fig.suptitle(
         title + "\n(green: same class as the query, red: different class; "
         "half the rows are queries whose first neighbour is wrong)",

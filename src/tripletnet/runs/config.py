@@ -220,11 +220,51 @@ class EvalOptions:
         return ["csv", *dict.fromkeys(name for name in asked if name != "csv")]
 
 
+ATTACKS = ("fgsm", "pgd")
+
+
+@dataclass
+class RobustnessOptions:
+    """Training defences against corruptions and adversarial examples (docs/robustness.md)."""
+
+    augment_corruptions: bool = option(
+        False,
+        "Corrupt half the training images with a random common corruption at a random severity "
+        "(MNIST-C's for grayscale, ImageNet-C's for colour).",
+    )
+    augmix: bool = option(
+        False, "With --augment-corruptions: AugMix-style mixes of corruption chains instead."
+    )
+    adversarial: str | None = option(
+        None,
+        "Adversarial training: perturb the anchors (fgsm or pgd, L-inf) to raise the loss.",
+        choices=ATTACKS,
+    )
+    eps: float = option(0.1, "--adversarial's L-inf radius, as a fraction of the pixel range.")
+    adversarial_steps: int = option(5, "PGD steps of --adversarial pgd.")
+    adversarial_positives: bool = option(False, "Perturb the positives too (as CLAE does).")
+    adversarial_weight: float = option(
+        0.5, "The adversarial loss's weight w: (1 - w) clean + w adversarial."
+    )
+
+    def validate(self) -> None:
+        check_range("--eps", self.eps, below=1.0)
+        check_count("adversarial-steps", self.adversarial_steps, 1000)
+        check_range("--adversarial-weight", self.adversarial_weight, above=0.0)
+        if self.adversarial_weight > 1:
+            raise TripletnetError(
+                f"--adversarial-weight must be at most 1, got {self.adversarial_weight}"
+            )
+        if self.augmix and not self.augment_corruptions:
+            raise TripletnetError("--augmix mixes corruptions: give it with --augment-corruptions")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataOptions,
     "model": ModelOptions,
     "optim": OptimOptions,
     "evaluation": EvalOptions,
+    "robustness": RobustnessOptions,
 }
 
 
@@ -237,6 +277,7 @@ class RunConfig:
     model: ModelOptions = field(default_factory=ModelOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
     evaluation: EvalOptions = field(default_factory=EvalOptions)
+    robustness: RobustnessOptions = field(default_factory=RobustnessOptions)
     method: str = "triplet"
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -23,6 +23,7 @@ from ..data import ImageFiles, ImageFilesDataset, Normalizer
 from ..data.augment import ImageAugmentation, augment
 from ..errors import DataFileError
 from ..models import channels_last
+from ..robustness.corruptions import corrupted
 
 
 @dataclass
@@ -35,9 +36,17 @@ class Augmentation:
     crop: bool = False
     jitter: float = 0.0
     top: float | None = None
+    corruptions: str | None = None  # "random" or "augmix" (robustness.corruptions)
 
     def raw(self) -> ImageAugmentation:
         return ImageAugmentation(crop=self.crop, jitter=self.jitter, top=self.top)
+
+
+def corruption_augmentation(options: Any) -> str | None:
+    """The run's ``--augment-corruptions`` (``--augmix``) as ``Augmentation.corruptions``."""
+    if not options.augment_corruptions:
+        return None
+    return "augmix" if options.augmix else "random"
 
 
 @dataclass
@@ -77,6 +86,8 @@ class Pipeline:
         batch = raw.to(self.device, non_blocking=True)
         if train and self.raw_augmentation.active:
             batch = self.raw_augmentation(batch.float())
+        if train and self.augmentation.corruptions and batch.ndim == 4:
+            batch = corrupted(batch, self.augmentation.top, self.augmentation.corruptions)
         batch = self.normalizer(batch)
         if train:
             batch = augment(batch, self.augmentation.shift, self.augmentation.mirror)

@@ -37,11 +37,12 @@ from ..runs import (
 )
 from ..runs.data import embed_split, load_data
 from ..sampling import fixed_test_triplets
+from .adversarial import AdversarialSettings, AdversarialTraining
 from .config import TrainConfig, resumed_config
 from .distributed import SINGLE, World, barrier, start, translated_failures
 from .fit import TrainingDiverged, fit
 from .methods import Method, MethodContext, method_class
-from .pipeline import Augmentation, Pipeline
+from .pipeline import Augmentation, Pipeline, corruption_augmentation
 from .precision import compute_dtype
 from .pretrained import load_pretrained
 from .schedule import cosine_lr, plateau_lr, step_lr
@@ -113,6 +114,9 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
         pool_y, model.embedding_dim, data.input_shape, config.optim.batch_size, config.optim.seed
     )
     method = kind(config.method_options, context)
+    if config.robustness.adversarial:  # adversarial training wraps any method's loss
+        settings = AdversarialSettings.of(config.robustness, spec.normalizer, spec.pixel_top)
+        method = AdversarialTraining(method, settings)
     method.check(model)
     learned = method.learned()
     if learned is not None:
@@ -123,6 +127,7 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
         config.data.augment_crop,
         config.data.augment_jitter,
         spec.pixel_top,
+        corruption_augmentation(config.robustness),
     )
     pipeline = Pipeline(
         pool_x,
@@ -155,6 +160,11 @@ def check_distributed(config: TrainConfig, world: World) -> None:
         raise TripletnetError(
             f"--method {config.method} cannot be split across processes; run it without torchrun"
         )
+    if config.robustness.adversarial:
+        raise TripletnetError(
+            f"--adversarial {config.robustness.adversarial} attacks each batch with extra passes "
+            "through the net, which torchrun cannot split yet; run it without torchrun"
+        )
     if config.optim.batch_size < world.size:
         raise TripletnetError(
             f"--batch-size {config.optim.batch_size} is smaller than the job's {world.size} "
@@ -170,7 +180,12 @@ def pixel_top(data: DatasetSplits) -> float | None:
 
 
 def check_against_data(config: TrainConfig, data: DatasetSplits) -> None:
-    """Options that depend on the data's size: k of the k-NN classifiers."""
+    """Options that depend on the data: k of the k-NN classifiers, image-only defences."""
+    if config.robustness.augment_corruptions and len(data.input_shape) != 3:
+        raise TripletnetError(
+            f"--augment-corruptions corrupts images; {data.name}'s samples are vectors "
+            f"{data.input_shape}"
+        )
     smallest = min(len(data.train), len(data.test) - 1)
     if config.evaluation.k > smallest:
         raise TripletnetError(

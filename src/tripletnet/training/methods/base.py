@@ -94,6 +94,12 @@ class Method(ABC):
         """Read back what ``save`` wrote, when resuming."""
         return None
 
+    def attacked_rows(self, size: int, positives: bool) -> torch.Tensor:
+        """Which of a batch's ``size`` inputs adversarial training perturbs (a bool mask): the
+        anchors (here every sample: each is an anchor of its own pairs); ``positives`` adds the
+        positives where a method has rows of its own for them."""
+        return torch.ones(size, dtype=torch.bool)
+
     @abstractmethod
     def num_batches(self) -> int:
         """Batches in an epoch."""

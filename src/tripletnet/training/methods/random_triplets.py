@@ -76,6 +76,11 @@ class RandomTriplets(Method):
         for start in range(0, len(triplets), self.context.batch_size):
             yield triplets[start : start + self.context.batch_size].T.reshape(-1)
 
+    def attacked_rows(self, size: int, positives: bool) -> torch.Tensor:
+        """The anchors (the first third of a batch), and the positives (the second) if asked."""
+        part = torch.arange(size) // (size // 3)
+        return part <= (1 if positives else 0)
+
     def loss(
         self, model: nn.Module, indices: np.ndarray, inputs: torch.Tensor
     ) -> tuple[torch.Tensor, Statistics]:
