@@ -7,7 +7,6 @@ with onnxruntime instead of the run's torch model.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -86,6 +85,7 @@ def serve_command(
 
         from ..service import create_app
         from ..service.auth import Access, check_exposure, load_token
+        from ..service.observe import configure_logging
     except ImportError as error:
         raise TripletnetError(
             f"the service needs the 'serve' extra ({error.name} is missing): "
@@ -103,13 +103,14 @@ def serve_command(
     }
     # load once here, so a bad model or index is one error line before any worker starts
     app = create_app(**settings, access=Access(token, protect_reads))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("tripletnet.service.access").disabled = not access_log
+    configure_logging(access_log)
     click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs at /docs)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
-    _run_workers(settings, token_file, protect_reads, host, port, workers)
+    _run_workers(
+        {**settings, "access_log": access_log}, token_file, protect_reads, host, port, workers
+    )
 
 
 def _run_workers(

@@ -573,8 +573,10 @@ def app_from_environment() -> FastAPI:
     come in TRIPLETNET_SERVE_SETTINGS (JSON; the token itself never: a file name, or the
     TRIPLETNET_TOKEN variable the workers inherit)."""
     from .auth import load_token
+    from .observe import configure_logging
 
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    configure_logging(settings.pop("access_log"))
     token_file = settings.pop("token_file")
     access = Access(
         load_token(None if token_file is None else Path(token_file)), settings.pop("protect_reads")

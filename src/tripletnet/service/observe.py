@@ -35,6 +35,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def configure_logging(access_log: bool) -> None:
+    """The service's log lines on stderr; the access log at INFO, or silenced."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("tripletnet.service.access").setLevel(
+        logging.INFO if access_log else logging.WARNING
+    )
+
+
 class Metrics:
     """The service's metrics in a registry of their own (several apps in one process are fine)."""
 
