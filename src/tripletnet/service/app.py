@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -170,12 +169,13 @@ class Service:
         self.max_k = max_k
         self.mmap = mmap
         self.images = embedder.raw_format.is_image
-        self._reloading = threading.Lock()
 
     def current(self) -> SearchIndex:
         """The index, reloaded first if another process has saved a newer version."""
         if live_version_name(self.index_dir) != self.index.version:
-            with self._reloading, index_lock(self.index_dir):
+            # the folder's lock alone (it excludes this process's other threads too): a second
+            # lock taken in another order could deadlock with a writer reloading under it
+            with index_lock(self.index_dir):
                 if live_version_name(self.index_dir) != self.index.version:
                     self.reload()
         return self.index
