@@ -12,6 +12,7 @@ only the candidates' rows are read from disk and a collection larger than memory
 
 from __future__ import annotations
 
+import mmap as mmap_module
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import TripletnetError
 
 FILE = "vectors.npy"
+BLOCK_VALUES = 2**24  # float32 values gathered at once while re-ranking (64 MB)
 
 
 class StoredVectors:
@@ -54,18 +56,30 @@ class StoredVectors:
     def rerank(
         self, queries: np.ndarray, candidates: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's k nearest candidates by exact squared L2 (-1 ids pad short rows)."""
-        squared = np.full((len(queries), k), np.inf, np.float32)
-        ids = np.full((len(queries), k), -1, np.int64)
-        for row, (query, found) in enumerate(zip(queries, candidates, strict=True)):
-            found = found[found >= 0]
-            if not len(found):
-                continue
-            vectors = self.of(found)
-            distances = ((vectors - query) ** 2).sum(axis=1)
-            best = np.argsort(distances, kind="stable")[:k]
-            squared[row, : len(best)] = distances[best]
-            ids[row, : len(best)] = found[best]
+        """Each query's k nearest candidates by exact squared L2 (-1 ids pad short rows).
+
+        One gather and one distance computation per block of queries (no loop per query;
+        blocks keep the gathered vectors under about 64 MB)."""
+        k = min(k, candidates.shape[1])
+        block = max(1, BLOCK_VALUES // max(1, candidates.shape[1] * self.rows.shape[1]))
+        parts = [
+            self._rerank_block(queries[start : start + block], candidates[start : start + block], k)
+            for start in range(0, len(queries), block)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _rerank_block(
+        self, queries: np.ndarray, candidates: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        valid = candidates >= 0
+        found = np.where(valid, candidates, self.ids[0] if len(self.ids) else 0)
+        vectors = self.of(found.ravel()).reshape(*found.shape, -1)
+        differences = vectors - queries[:, None, :]
+        distances = np.einsum("qcd,qcd->qc", differences, differences)
+        distances[~valid] = np.inf
+        best = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        squared = np.take_along_axis(distances, best, axis=1).astype(np.float32)
+        ids = np.where(np.isfinite(squared), np.take_along_axis(candidates, best, axis=1), -1)
         return squared, ids
 
     def save(self, path: Path) -> None:
@@ -77,6 +91,9 @@ class StoredVectors:
             rows = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
             raise TripletnetError(f"cannot read {path}: {error}") from None
+        if mmap and hasattr(mmap_module, "MADV_RANDOM") and getattr(rows, "_mmap", None):
+            # re-ranking reads scattered rows: no read-ahead of the pages around each one
+            rows._mmap.madvise(mmap_module.MADV_RANDOM)
         if rows.dtype != np.float32 or rows.ndim != 2:
             raise TripletnetError(f"{path} must hold float32 rows, got {rows.dtype} {rows.shape}")
         return cls(rows.shape[1], np.sort(ids), rows)
