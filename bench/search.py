@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=1024)
     parser.add_argument("--pq-m", type=int, default=32)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--refine", type=int, nargs="+", default=[4, 10], help="ivfpq-refine")
+    parser.add_argument("--refine", type=int, nargs="+", default=[6, 8], help="ivfpq-refine")
     parser.add_argument(
         "--kinds",
         nargs="+",
