@@ -100,6 +100,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.codes: Counter[str] = Counter()
+        self.sent = 0
         self.seconds: defaultdict[str, list[float]] = defaultdict(list)
 
     def record(self, kind: str, code: str, seconds: float) -> None:
@@ -112,11 +113,11 @@ async def client(
 ) -> None:
     rng = np.random.default_rng(number)
     deadline = time.monotonic() + args.seconds
-    sent = 0
     token = {"Authorization": f"Bearer {args.token}"}
     async with httpx.AsyncClient(base_url=base, timeout=args.timeout) as http:
         while time.monotonic() < deadline:
-            sent += 1
+            tally.sent += 1  # counted over all clients: one request in add_every is an add
+            sent = tally.sent
             vector = rng.normal(0, 1, dim).tolist()
             if sent % args.add_every == 0:
                 body = {"vector": vector, "label": 0}
