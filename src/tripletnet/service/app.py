@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -53,7 +54,7 @@ from ..search.filters import Filter, check_metadata
 from ..search.images import ImageError, ImageTooLargeError, decode_image, png_bytes
 from ..search.index import MAX_LABEL, Item, SearchIndex
 from ..search.onnx_embedder import OnnxEmbedder
-from ..search.store import IndexChangedError, index_lock, live_version_name
+from ..search.store import IndexChangedError, IndexFolderError, index_lock, live_version_name
 from .auth import Access
 
 log = logging.getLogger("tripletnet.service")
@@ -169,21 +170,31 @@ class Service:
         self.max_k = max_k
         self.mmap = mmap
         self.images = embedder.raw_format.is_image
+        self._reloading = threading.Lock()
+
+    def _stale(self) -> bool:
+        return live_version_name(self.index_dir) != self.index.version
 
     def current(self) -> SearchIndex:
-        """The index, reloaded first if another process has saved a newer version."""
-        if live_version_name(self.index_dir) != self.index.version:
-            # the folder's lock alone (it excludes this process's other threads too): a second
-            # lock taken in another order could deadlock with a writer reloading under it
-            with index_lock(self.index_dir):
-                if live_version_name(self.index_dir) != self.index.version:
+        """The index for a read: reloaded first if another process saved a newer version.
+
+        Reads never wait for a reload: while one thread reloads, the others answer from the
+        version they have (a read may lag another process's save by one reload)."""
+        if self._stale() and self._reloading.acquire(blocking=False):
+            try:
+                if self._stale():
                     self.reload()
+            except IndexFolderError:  # a version removed while it was read: the next read retries
+                log.warning("could not reload the index; serving version %s", self.index.version)
+            finally:
+                self._reloading.release()
         return self.index
 
     def reload(self) -> None:
         index = SearchIndex.load(self.index_dir, mmap=self.mmap)
         index.check_model(self.embedder.ref)
-        self.index = index
+        if _version(index) >= _version(self.index):  # a slower reload never goes back
+            self.index = index
         log.info("reloaded the index: version %s, %d items", index.version, len(index))
 
     def write(self, change: Callable[[SearchIndex], Any]) -> Any:
@@ -196,7 +207,9 @@ class Service:
             )
         with index_lock(self.index_dir):
             try:
-                index = self.current()
+                if self._stale():  # a write applies to the live version, so it waits for it
+                    self.reload()
+                index = self.index
                 result = change(index)
                 if index.unsaved:
                     index.save_changes(self.index_dir)
