@@ -171,6 +171,7 @@ class Service:
         self.mmap = mmap
         self.images = embedder.raw_format.is_image
         self._reloading = threading.Lock()
+        self._writing = threading.Lock()  # held by this process's writer (one at a time)
 
     def _stale(self) -> bool:
         return live_version_name(self.index_dir) != self.index.version
@@ -180,6 +181,8 @@ class Service:
 
         Reads never wait for a reload: while one thread reloads, the others answer from the
         version they have (a read may lag another process's save by one reload)."""
+        if self._writing.locked():  # this process's own save: the writer brings it up to date
+            return self.index
         if self._stale() and self._reloading.acquire(blocking=False):
             try:
                 if self._stale():
@@ -205,7 +208,7 @@ class Service:
                 405,
                 "this service serves a memory-mapped index read-only; restart it without --mmap",
             )
-        with index_lock(self.index_dir):
+        with index_lock(self.index_dir), self._writing:
             try:
                 if self._stale():  # a write applies to the live version, so it waits for it
                     self.reload()
