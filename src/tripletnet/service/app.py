@@ -4,7 +4,8 @@
     POST   /search             multipart image (+ k; ?labels=1,2&where={...}), or JSON
                                {"vector": [...], "k": 10, "labels": [..], "where": {..}}
     POST   /search/batch       JSON {"vectors": [[...], ...], "k": 10, "labels", "where"}
-    POST   /items              multipart image (+ label, source), or JSON {"vector": [...], ...}
+    POST   /items              multipart image (+ label, source, metadata), or JSON
+                               {"vector": [...], "label", "source", "metadata": {..}}
     DELETE /items/{id}         remove an item (saved at once; ids of the others stay)
     GET    /items/{id}         an item's metadata; /items/{id}/thumbnail.png its picture
     GET    /health             model, dim, count, which requests need a token
@@ -19,7 +20,8 @@ readers-writer lock lets searches run together while an add or a removal runs al
 
 Several processes may serve one index folder (``--workers N``, or a CLI writing beside the
 service): a write holds the folder's lock from reading the live version to saving the next,
-reloading first if another process saved since; a read reloads when the live version changed.
+reloading first if another process saved since; when the live version changed, one reading
+thread reloads it while the others answer from the version they have.
 So no change is lost and none is stuck: a 409 (the live version moved under a save) reloads
 the index, and the client's retry applies to the live version.
 
