@@ -171,3 +171,12 @@ def test_an_hnsw_index_loads_memory_mapped(tmp_path: Path) -> None:
     index.save(tmp_path / "index")
     mapped = SearchIndex.load(tmp_path / "index", mmap=True)
     assert ids(mapped.search(QUERIES, 5)) == ids(index.search(QUERIES, 5))
+
+
+def test_filters_work_where_faiss_torch_utils_is_imported(index: SearchIndex) -> None:
+    import faiss.contrib.torch_utils  # noqa: F401  (pytorch-metric-learning imports it)
+
+    where, mask = FILTERS["labels 0-4 (most items: FAISS's selector)"]
+    found = ids(index.search(QUERIES[:3], 10, where))
+    assert all(len(row) == 10 and set(row) <= set(np.flatnonzero(mask).tolist()) for row in found)
+    assert all(len(row) == 10 for row in ids(index.search(QUERIES[:3], 10, Filter.build([7]))))

@@ -95,6 +95,14 @@ def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
 MAX_LABEL = 2**31 - 1
 
 
+def _search(index: Any, queries: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's search with search parameters, also where faiss.contrib.torch_utils (imported by
+    pytorch-metric-learning) has replaced ``search`` by a wrapper that takes no ``params``."""
+    search = getattr(index, "search_numpy", index.search)
+    result: tuple[np.ndarray, np.ndarray] = search(queries, k, params=params)
+    return result
+
+
 def check_label(label: object) -> int | None:
     """An item's label: None, or a whole number from 0 to MAX_LABEL (a float such as 3.7 or
     1e20 is refused, never truncated)."""
@@ -378,7 +386,7 @@ class SearchIndex:
             params = faiss.SearchParameters()
         if selector is not None:
             params.sel = selector
-        squared, ids = self._faiss.search(queries, wanted, params=params)
+        squared, ids = _search(self._faiss, queries, wanted, params)
         if refine:
             assert self._vectors is not None
             return self._vectors.rerank(queries, ids, k)
@@ -395,7 +403,7 @@ class SearchIndex:
             params = faiss.SearchParametersIVF()
             params.nprobe = self.params["nlist"]
             params.sel = faiss.IDSelectorBatch(allowed)
-            result: tuple[np.ndarray, np.ndarray] = self._faiss.search(queries, k, params=params)
+            result: tuple[np.ndarray, np.ndarray] = _search(self._faiss, queries, k, params)
             return result
         vectors = np.empty((len(allowed), self.dim), dtype=np.float32)
         self._faiss.reconstruct_batch(allowed, vectors)
