@@ -1,6 +1,7 @@
 """Load test of ``tripletnet serve``: concurrent clients against a large index on 127.0.0.1.
 
     OMP_NUM_THREADS=1 python bench/load.py                   # 32 clients, 30 s, 100,000 items
+    OMP_NUM_THREADS=1 python bench/load.py --workers 2       # two server processes
     python bench/load.py --clients 8 --seconds 5 --items 10000   # a quicker look
 
 It trains a tiny digits run (seconds), fills an exact index with ``--items`` vectors (the run's
@@ -9,6 +10,9 @@ server as a subprocess on a free port of 127.0.0.1 and lets ``--clients`` client
 back to back for ``--seconds``: image searches (a digit PNG upload), vector searches (JSON) and,
 one request in ``--add-every``, an added item (which the server saves to disk at once). It
 prints the status codes seen (the target is zero 5xx), throughput and p50/p99 latency per kind.
+The server requires a token for writes (the clients send it); afterwards ``--unauthorised``
+writes (adds and removals, without a token or with a wrong one) must all be refused with 401
+or 403 and leave the index as it was (count and live version, in the service and on disk).
 Every request has a timeout and the server is stopped at the end, whatever happens.
 """
 
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import io
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -70,9 +75,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(run_dir: Path, index_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    run_dir: Path, index_dir: Path, port: int, token_file: Path, workers: int
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tripletnet", "serve", str(run_dir), "--index",
-               str(index_dir), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+               str(index_dir), "--host", "127.0.0.1", "--port", str(port), "--token-file",
+               str(token_file), "--workers", str(workers), "--no-access-log"]  # fmt: skip
     server = subprocess.Popen(command, env=os.environ.copy())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -92,6 +100,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.codes: Counter[str] = Counter()
+        self.sent = 0
         self.seconds: defaultdict[str, list[float]] = defaultdict(list)
 
     def record(self, kind: str, code: str, seconds: float) -> None:
@@ -104,13 +113,15 @@ async def client(
 ) -> None:
     rng = np.random.default_rng(number)
     deadline = time.monotonic() + args.seconds
-    sent = 0
+    token = {"Authorization": f"Bearer {args.token}"}
     async with httpx.AsyncClient(base_url=base, timeout=args.timeout) as http:
         while time.monotonic() < deadline:
-            sent += 1
+            tally.sent += 1  # counted over all clients: one request in add_every is an add
+            sent = tally.sent
             vector = rng.normal(0, 1, dim).tolist()
             if sent % args.add_every == 0:
-                kind, call = "add", http.post("/items", json={"vector": vector, "label": 0})
+                body = {"vector": vector, "label": 0}
+                kind, call = "add", http.post("/items", json=body, headers=token)
             elif sent % 2:
                 picture = pngs[int(rng.integers(len(pngs)))]
                 files = {"image": ("digit.png", picture, "image/png")}
@@ -148,6 +159,29 @@ async def hammer(base: str, pngs: list[bytes], dim: int, args: argparse.Namespac
     report(tally, time.perf_counter() - start)
 
 
+async def unauthorised(base: str, dim: int, count: int, index_dir: Path) -> None:
+    """``count`` writes without the token or with a wrong one: all 401/403, nothing changed."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        before = (await http.get("/health")).json()
+        on_disk = len(SearchIndex.load(index_dir))
+        headers = [{}, {"Authorization": "Bearer " + secrets.token_urlsafe(32)},
+                   {"Authorization": "Basic x"}]  # fmt: skip
+        codes: Counter[int] = Counter()
+        for n in range(count):
+            header = headers[n % len(headers)]
+            if n % 2:
+                answer = await http.delete(f"/items/{n}", headers=header)
+            else:
+                answer = await http.post("/items", json={"vector": [0.1] * dim}, headers=header)
+            codes[answer.status_code] += 1
+        after = (await http.get("/health")).json()
+    unchanged = (before["count"], before["version"]) == (after["count"], after["version"])
+    unchanged = unchanged and len(SearchIndex.load(index_dir)) == on_disk
+    print(f"{count} unauthorised writes: status codes {dict(sorted(codes.items()))}; "
+          f"all 401/403: {set(codes) <= {401, 403}}; index unchanged: {unchanged} "
+          f"({after['count']:,} items, version {after['version']})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -155,18 +189,26 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--add-every", type=int, default=50, help="one request in N adds an item")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--unauthorised", type=int, default=1000, help="refused writes to try")
     args = parser.parse_args()
+    args.token = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="tripletnet-load-") as tmp:
         start = time.perf_counter()
         run_dir, index_dir, images = build_index(Path(tmp), args.items)
         print(f"index of {args.items:,} items (64-d, exact) built in "
               f"{time.perf_counter() - start:.1f} s; {args.clients} clients for {args.seconds:.0f} s, "
               f"one request in {args.add_every} adds an item")  # fmt: skip
-        server = start_server(run_dir, index_dir, free_port())
+        token_file = Path(tmp) / "token"
+        token_file.write_text(args.token)
+        port = free_port()
+        server = start_server(run_dir, index_dir, port, token_file, args.workers)
+        print(f"server: {args.workers} worker process(es), writes need a token")
         try:
-            port = server.args[-1]
             pngs = [png(sample) for sample in images[:200]]
-            asyncio.run(hammer(f"http://127.0.0.1:{port}", pngs, 64, args))
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(hammer(base, pngs, 64, args))
+            asyncio.run(unauthorised(base, 64, args.unauthorised, index_dir))
         finally:
             server.terminate()
             try:

@@ -47,18 +47,13 @@ def index_dir(tmp_path: Path, embedder: Embedder) -> Path:
     return folder
 
 
-@pytest.fixture
-def server(run_dir: Path, index_dir: Path) -> Iterator[tuple[str, int]]:
-    """The service on a free loopback port (uvicorn in a thread)."""
+def serve(app: object) -> Iterator[tuple[str, int]]:
+    """Serve ``app`` on a free loopback port (uvicorn in a thread) until the generator ends."""
     uvicorn = pytest.importorskip("uvicorn", reason="the service needs the 'serve' extra")
-    from tripletnet.service import create_app
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(run_dir, index_dir), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -70,3 +65,12 @@ def server(run_dir: Path, index_dir: Path) -> Iterator[tuple[str, int]]:
     yield "127.0.0.1", port
     running.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(run_dir: Path, index_dir: Path) -> Iterator[tuple[str, int]]:
+    """The service on a free loopback port (uvicorn in a thread)."""
+    pytest.importorskip("fastapi", reason="the service needs the 'serve' extra")
+    from tripletnet.service import create_app
+
+    yield from serve(create_app(run_dir, index_dir))

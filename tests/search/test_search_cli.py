@@ -98,3 +98,41 @@ def test_a_failed_overwrite_keeps_the_old_index(
     argv = ["index", "build", str(missing_run), "--dataset", "digits", "--out", str(index_dir)]
     assert main([*argv, "--overwrite"]) == 2
     assert len(SearchIndex.load(index_dir).items) == before
+
+
+def test_search_filters_by_label_and_metadata(
+    index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tripletnet.search import SearchIndex
+
+    index = SearchIndex.load(index_dir)
+    query = tmp_path / "q.npy"
+    np.save(query, np.zeros(index.dim, dtype=np.float32))
+    index.add(
+        np.zeros((2, index.dim), np.float32),
+        labels=[4, 4],
+        metadata=[{"shop": "lyon"}, {"shop": "oslo"}],
+    )
+    index.save(index_dir)
+    assert (
+        main(
+            [
+                "search",
+                str(index_dir),
+                "--vector",
+                str(query),
+                "--label",
+                "4",
+                "--where",
+                "shop=oslo",
+            ]
+        )
+        == 0
+    )
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[1] == "451"
+    assert (
+        main(["search", str(index_dir), "--vector", str(query), "-k", "100", "--label", "2"]) == 0
+    )
+    labels = {line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert labels == {"2"}

@@ -97,17 +97,45 @@ def test_added_and_removed_items_are_persisted(
         assert restarted.get("/health").json()["count"] == 451
 
 
-def test_a_change_over_another_processs_save_gets_409(client: TestClient, index_dir: Path) -> None:
+def test_a_write_after_another_processs_save_applies_to_the_live_version(
+    client: TestClient, index_dir: Path
+) -> None:
     other = SearchIndex.load(index_dir)  # e.g. 'tripletnet index remove' while the service runs
     other.remove([0])
     other.save(index_dir)
+    assert client.get("/items/0").status_code == 404  # reads see the live version
     response = client.post("/items", json={"vector": [0.5] * 16})
+    assert response.status_code == 201 and response.json()["id"] == 450
+    assert client.delete("/items/5").status_code == 200
+    on_disk = SearchIndex.load(index_dir)
+    assert len(on_disk) == 449 and {0, 5} & on_disk.items.keys() == set() and 450 in on_disk.items
+
+
+def test_a_409_reloads_the_live_version_and_a_retry_succeeds_at_once(
+    client: TestClient, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+    add = service.index.add
+
+    def add_while_a_lockless_writer_saves(*args: object, **kwargs: object) -> object:
+        other = SearchIndex.load(index_dir)  # a writer that ignores the folder's lock
+        other.remove([0])
+        other.save(index_dir)
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(service.index, "add", add_while_a_lockless_writer_saves)
+    response = client.post("/items", json={"vector": [0.5] * 16, "source": "refused"})
     assert response.status_code == 409
-    assert "changed by another process" in response.json()["detail"]
-    assert "restart the service" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "changed by another process" in detail and "repeat the request" in detail
     assert str(index_dir.parent) not in response.text  # no server paths in answers
-    assert client.delete("/items/5").status_code == 409
-    assert len(SearchIndex.load(index_dir)) == 449  # the other process's removal stands
+    assert client.get("/health").json()["count"] == 449  # the refused add is not in memory
+    retry = client.post("/items", json={"vector": [0.5] * 16, "source": "retried"})
+    assert retry.status_code == 201
+    on_disk = SearchIndex.load(index_dir)
+    sources = {item.source for item in on_disk.items.values()}
+    assert len(on_disk) == 450 and 0 not in on_disk.items
+    assert "retried" in sources and "refused" not in sources
 
 
 @pytest.mark.parametrize(

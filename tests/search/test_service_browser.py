@@ -194,3 +194,42 @@ def test_searching_an_empty_canvas_asks_for_a_drawing(page: Any) -> None:
     page.click("#search-drawing")
     assert page.inner_text("#status") == "draw a digit first"
     assert posted == []  # refused on the page, without calling the server
+
+
+def test_the_page_asks_for_the_token_when_reads_need_one(
+    run_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    from conftest import serve
+
+    from tripletnet.service import create_app
+    from tripletnet.service.auth import Access
+
+    token = "browser-token-0123456789"
+    app = create_app(run_dir, index_dir, access=Access(token, protect_reads=True))
+    query = tmp_path / "digit.png"
+    query.write_bytes(digit_png(7, scale=1))
+    for host, port in serve(app):
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://{host}:{port}")
+                page.wait_for_selector("#token-panel:not([hidden])")
+                page.set_input_files("#file", str(query))
+                page.click("#search-file")
+                page.wait_for_selector("#status.error")
+                assert "error 401" in page.inner_text("#status")
+                page.fill("#token", "wrong-token-0123456789")
+                page.click("#search-file")
+                page.wait_for_selector("#status.error >> text=error 403")
+                page.fill("#token", token)
+                page.click("#search-file")
+                page.wait_for_selector("#results .hit")
+                first = page.locator("#results .hit").first
+                assert first.get_attribute("data-id") == "7"
+                page.wait_for_function(
+                    "() => document.querySelector('#results .hit img').naturalWidth === 32"
+                )  # the thumbnail, fetched with the token
+                assert token not in page.inner_text("body")
+            finally:
+                browser.close()

@@ -253,6 +253,86 @@ def catalogue() -> dict[str, Case]:
         {"files": {"image": ("a.png", PNG, "image/png"), "source": ("s", b"../x", "text/plain")}},
     )
 
+    # filters (issue 19): JSON labels/where, an upload's ?labels=&where= query parameters
+    for name, body, says in (
+        ("labels not a list", {"labels": 3}, "labels: Input should be a valid"),
+        ("labels of strings", {"labels": ["3"]}, "labels.0: Input should be a valid integer"),
+        ("labels empty", {"labels": []}, "labels must list 1 to 1000"),
+        ("label over 2^31", {"labels": [2**31]}, "from 0 to 2147483647"),
+        ("where a list", {"where": [1]}, "where: Input should be"),
+        ("where nested", {"where": {"shop": {"a": 1}}}, "where.shop must be a string, number"),
+        ("where no values", {"where": {"shop": []}}, "where.shop must list 1 to 1000"),
+        ("where long key", {"where": {"k" * 65: 1}}, "where field names"),
+    ):
+        for path, extra in (("/search", {"vector": GOOD}), ("/search/batch", {"vectors": [GOOD]})):
+            cases[f"{path} {name}"] = Case("POST", path, 422, says, {"json": {**extra, **body}})
+    for query, says in (
+        ("labels=abc", "label must be an integer"),
+        ("labels=-1", "label must be an integer"),
+        ("where=notjson", "where must be a JSON object"),
+        ("where=[1]", "where must be a JSON object"),
+        ("where={}&labels=", "labels must list 1 to 1000"),
+    ):
+        cases[f"/search upload ?{query}"] = Case("POST", f"/search?{query}", 422, says, upload(PNG))
+    # metadata stored with an item
+    for name, metadata, says in (
+        ("a list", [1], "metadata: Input should be an object"),
+        ("nested", {"a": {"b": 1}}, "metadata.a must be a string, number"),
+        ("too many fields", {f"f{i}": i for i in range(33)}, "at most 32 fields"),
+        ("text too long", {"a": "x" * 1001}, "metadata.a must be at most 1000 characters"),
+    ):
+        cases[f"/items metadata {name}"] = Case(
+            "POST", "/items", 422, says, {"json": {"vector": GOOD, "metadata": metadata}}
+        )
+    cases["/items form metadata not JSON"] = Case(
+        "POST", "/items", 422, "metadata must be a JSON object", upload(PNG, metadata="{shop")
+    )
+    cases["/items form metadata a list"] = Case(
+        "POST", "/items", 422, "metadata must be a JSON object", upload(PNG, metadata="[1]")
+    )
+    cases["/search metadata"] = Case(
+        "POST", "/search", 422, "does not take metadata", {"json": {"vector": GOOD, "metadata": {}}}
+    )
+    # the batch route
+    batch = "/search/batch"
+    for name, kwargs, status, says in (
+        ("no vectors", {"json": {}}, 422, "vectors: Field required"),
+        ("empty", {"json": {"vectors": []}}, 422, "send 1 to 1000 vectors"),
+        (
+            "one flat vector",
+            {"json": {"vectors": GOOD}},
+            422,
+            "vectors.0: Input should be a valid list",
+        ),
+        ("15 values", {"json": {"vectors": [GOOD, [0.0] * 15]}}, 422, "16-d vectors"),
+        ("over float32", {"json": {"vectors": [[1e39] * 16]}}, 422, "finite in float32"),
+        ("k 0", {"json": {"vectors": [GOOD], "k": 0}}, 422, "between 1 and 50"),
+        (
+            "k string",
+            {"json": {"vectors": [GOOD], "k": "3"}},
+            422,
+            "k: Input should be a valid integer",
+        ),
+        (
+            "unknown field",
+            {"json": {"vectors": [GOOD], "vector": GOOD}},
+            422,
+            "vector: Extra inputs",
+        ),
+        ("not JSON", raw(b"{vectors", "application/json"), 422, "JSON decode error"),
+        ("an upload", upload(PNG), 422, "JSON body"),
+        ("over the limit", {"json": {"vectors": [GOOD] * 400}}, 413, "the limit is 20000 bytes"),
+        (
+            "NaN literal",
+            raw(b'{"vectors": [[NaN' + b", 0" * 15 + b"]]}", "application/json"),
+            422,
+            "finite",
+        ),
+    ):
+        cases[f"{batch} {name}"] = Case("POST", batch, status, says, kwargs)
+    cases["GET /search/batch"] = Case("GET", batch, 405, "Method Not Allowed")
+    cases["POST /metrics"] = Case("POST", "/metrics", 405, "Method Not Allowed")
+
     for item_id, status, says in (
         ("99999", 404, "no item with id 99999"),
         ("-1", 404, "no item with id -1"),
@@ -315,7 +395,7 @@ def test_the_catalogue_covers_every_route(client: TestClient) -> None:
     routes = client.get("/openapi.json").json()["paths"]
     for path, methods in routes.items():
         for method in methods:
-            if path != "/health":  # takes no input
+            if path not in ("/health", "/metrics"):  # they take no input
                 assert (method.upper(), path) in tried, f"no bad input tried on {method} {path}"
 
 

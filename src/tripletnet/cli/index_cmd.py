@@ -42,6 +42,11 @@ def index_command() -> None:
     show_default=True,
     help="exact: brute force; hnsw: graph, fast; ivfpq: compressed, small (approximate).",
 )
+@click.option(
+    "--refine",
+    type=click.IntRange(min=1),
+    help="ivfpq: keep the exact vectors and re-rank REFINE * k candidates by exact distance.",
+)
 @click.option("--out", required=True, type=_folder, help="Index folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace the index in --out.")
 def build_command(
@@ -54,6 +59,7 @@ def build_command(
     vectors: Path | None,
     labels: Path | None,
     kind: str,
+    refine: int | None,
     out: Path,
     overwrite: bool,
 ) -> None:
@@ -65,6 +71,8 @@ def build_command(
         raise click.UsageError("give exactly one of --dataset, --images or --vectors")
     if labels is not None and vectors is None:
         raise click.UsageError("--labels goes with --vectors")
+    if refine is not None and kind != "ivfpq":
+        raise click.UsageError("--refine re-ranks a compressed index: use it with --kind ivfpq")
     prepare_index_folder(out, overwrite)
     embedder = Embedder.from_run(run_dir)
     if dataset is not None:
@@ -74,7 +82,7 @@ def build_command(
     else:
         assert vectors is not None
         collection = from_vectors(embedder, vectors, labels)
-    index = build_index(embedder, collection, kind)
+    index = build_index(embedder, collection, kind, None if refine is None else {"refine": refine})
     index.save(out)
     click.echo(f"indexed {len(index)} items ({kind}, dim {index.dim}) in {out}")
 

@@ -6,7 +6,10 @@ with onnxruntime instead of the run's torch model.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,6 +39,28 @@ _folder = click.Path(file_okay=False, path_type=Path)
 @click.option(
     "--max-k", type=click.IntRange(min=1), default=1000, show_default=True, help="Largest k."
 )
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="File holding the bearer token that writes need (or set TRIPLETNET_TOKEN).",
+)
+@click.option("--protect-reads", is_flag=True, help="Searches and embeddings need the token too.")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host without a token (anyone may write).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the index folder.",
+)
+@click.option(
+    "--mmap", is_flag=True, help="Map the index from disk, read-only (larger than memory)."
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
 def serve_command(
     run_dir: Path | None,
     onnx_file: Path | None,
@@ -44,20 +69,78 @@ def serve_command(
     port: int,
     max_upload_mb: float,
     max_k: int,
+    token_file: Path | None,
+    protect_reads: bool,
+    insecure: bool,
+    workers: int,
+    mmap: bool,
+    access_log: bool,
 ) -> None:
     """Serve RUN_DIR's model (or an ONNX export, --onnx) and INDEX_DIR's items over HTTP (page
-    at /, API docs at /docs)."""
+    at /, API docs at /docs). Writes need a token when one is given (--token-file)."""
     if (run_dir is None) == (onnx_file is None):
         raise click.UsageError("give exactly one of RUN_DIR or --onnx FILE")
     try:
         import uvicorn
 
         from ..service import create_app
+        from ..service.auth import Access, check_exposure, load_token
+        from ..service.observe import configure_logging
     except ImportError as error:
         raise TripletnetError(
             f"the service needs the 'serve' extra ({error.name} is missing): "
             "pip install 'tripletnet[serve]'"
         ) from error
-    app = create_app(run_dir, index_dir, int(max_upload_mb * 1024 * 1024), max_k, onnx=onnx_file)
+    token = load_token(token_file)
+    check_exposure(host, token, insecure, protect_reads)
+    settings: dict[str, Any] = {
+        "run_dir": None if run_dir is None else str(run_dir),
+        "index_dir": str(index_dir),
+        "max_upload_bytes": int(max_upload_mb * 1024 * 1024),
+        "max_k": max_k,
+        "onnx": None if onnx_file is None else str(onnx_file),
+        "mmap": mmap,
+    }
+    # load once here, so a bad model or index is one error line before any worker starts
+    app = create_app(**settings, access=Access(token, protect_reads))
+    configure_logging(access_log)
     click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    _run_workers(
+        {**settings, "access_log": access_log}, token_file, protect_reads, host, port, workers
+    )
+
+
+def _run_workers(
+    settings: dict[str, Any],
+    token_file: Path | None,
+    protect_reads: bool,
+    host: str,
+    port: int,
+    workers: int,
+) -> None:
+    """uvicorn's pre-fork workers, each building the app from the environment; their metrics
+    are pooled in a temporary folder (prometheus-client's multiprocess mode)."""
+    import tempfile
+
+    import uvicorn
+
+    from ..service.app import SETTINGS_VARIABLE
+    from ..service.observe import MULTIPROCESS
+
+    token_path = None if token_file is None else str(token_file.resolve())
+    shared = {**settings, "token_file": token_path, "protect_reads": protect_reads}
+    with tempfile.TemporaryDirectory(prefix="tripletnet-metrics-") as metrics_dir:
+        os.environ[SETTINGS_VARIABLE] = json.dumps(shared)
+        os.environ[MULTIPROCESS] = metrics_dir
+        uvicorn.run(
+            "tripletnet.service.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )

@@ -116,9 +116,14 @@ def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) 
     )
 
 
-def build_index(embedder: Embedder, collection: Collection, kind: str = "exact") -> SearchIndex:
+def build_index(
+    embedder: Embedder,
+    collection: Collection,
+    kind: str = "exact",
+    params: dict[str, int] | None = None,
+) -> SearchIndex:
     """Embed nothing more: put the collection's vectors and metadata into a new index."""
-    index = SearchIndex(embedder.dim, kind, embedder.ref, metric=embedder.metric)
+    index = SearchIndex(embedder.dim, kind, embedder.ref, params, metric=embedder.metric)
     index.class_names = collection.class_names or list(embedder.run.spec.class_names)
     index.add(collection.vectors, collection.labels, collection.sources, collection.thumbnails)
     return index

@@ -6,7 +6,15 @@ Kinds, chosen by name (FAISS factory strings in brackets):
 - ``hnsw``:  a graph of M neighbours per vector [HNSW32]; approximate, fast at any N.
 - ``ivfpq``: an inverted file of ``nlist`` k-means cells, vectors compressed by product
   quantisation to ``m`` codes of ``nbits`` bits [IVF{nlist},PQ{m}x{nbits}]; approximate, small,
-  trained on the first vectors added.
+  trained on the first vectors added. With ``refine`` R > 0 it also keeps the exact vectors
+  (``vectors.npy``) and re-ranks its R * k candidates by their exact distance.
+
+A search can be restricted by a :class:`~.filters.Filter` (labels, metadata fields): FAISS
+skips the other ids (an ``IDSelectorBatch`` in the search parameters), and where the
+approximate search finds fewer than k allowed items (a rare label in an HNSW graph), the
+allowed items are searched exhaustively, so a filtered search is as exact as the index.
+An index loaded with ``mmap=True`` maps its files (FAISS ``IO_FLAG_MMAP``, and the stored
+vectors) instead of reading them: for collections larger than memory; it is read-only.
 
 Ids are int64 chosen by the index (0, 1, 2, ...; never reused). FAISS keeps them: an IVF index
 stores ids in its lists; flat and HNSW indexes are wrapped in IndexIDMap2. A removal never
@@ -30,8 +38,11 @@ import numpy as np
 
 from ..errors import TripletnetError
 from ..files import load_npy, read_json_object
+from .filters import Filter, Scalar, check_metadata
 from .locking import ReadWriteLock
 from .store import IndexFolderError, current_version, write_version
+from .vectors import FILE as VECTORS_FILE
+from .vectors import StoredVectors
 
 KINDS = ("exact", "hnsw", "ivfpq")
 METRICS = ("euclidean", "cosine")
@@ -39,8 +50,10 @@ FORMAT = 1
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "exact": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16},  # 0: chosen from the data
+    # 0: chosen from the data; refine 0: no re-ranking
+    "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16, "refine": 0},
 }
+EXHAUSTIVE_BELOW = 4096  # a filter that allows fewer items is searched exhaustively
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class Item:
     id: int
     label: int | None = None
     source: str | None = None
+    metadata: dict[str, Scalar] | None = field(default=None, hash=False, compare=True)
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,14 @@ def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
 
 
 MAX_LABEL = 2**31 - 1
+
+
+def _search(index: Any, queries: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's search with search parameters, also where faiss.contrib.torch_utils (imported by
+    pytorch-metric-learning) has replaced ``search`` by a wrapper that takes no ``params``."""
+    search = getattr(index, "search_numpy", index.search)
+    result: tuple[np.ndarray, np.ndarray] = search(queries, k, params=params)
+    return result
 
 
 def check_label(label: object) -> int | None:
@@ -134,6 +156,11 @@ class SearchIndex:
         self._saved: tuple[Path, int] | None = None
         self._read_from: tuple[Path, str] | None = None  # (index folder, version) on disk
         self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
+        refine = self.params.get("refine", 0)
+        if refine < 0:
+            raise TripletnetError(f"refine must be 0 (off) or a factor of at least 1, got {refine}")
+        self._vectors = StoredVectors(dim) if refine else None
+        self.read_only = False  # loaded memory-mapped
         self._lock = ReadWriteLock()
         self._save_lock = threading.Lock()
 
@@ -189,7 +216,9 @@ class SearchIndex:
 
     def set_search_params(self, **params: int) -> None:
         """Change ``ef_search`` (hnsw) or ``nprobe`` (ivfpq): the speed/recall trade-off."""
-        allowed = {"hnsw": {"ef_search"}, "ivfpq": {"nprobe"}}.get(self.kind, set())
+        allowed = {"hnsw": {"ef_search"}, "ivfpq": {"nprobe", "refine"}}.get(self.kind, set())
+        if params.get("refine") and self._vectors is None:
+            raise TripletnetError("this index keeps no exact vectors: build it with refine > 0")
         if set(params) - allowed:
             raise TripletnetError(
                 f"a {self.kind} index has no search parameter(s) {sorted(set(params) - allowed)}"
@@ -227,32 +256,42 @@ class SearchIndex:
         labels: Sequence[int | None] | np.ndarray | None = None,
         sources: Sequence[str | None] | None = None,
         thumbnails: Sequence[np.ndarray] | np.ndarray | None = None,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
     ) -> np.ndarray:
-        """Add vectors (with optional labels, sources and thumbnails); return their new ids."""
+        """Add vectors (with optional labels, sources, thumbnails and metadata); return their
+        new ids."""
+        self._check_writable()
         vectors = self.check_vectors(vectors)
         count = len(vectors)
-        for name, values in (("labels", labels), ("sources", sources), ("thumbnails", thumbnails)):
+        given = (("labels", labels), ("sources", sources), ("thumbnails", thumbnails))
+        for name, values in (*given, ("metadata", metadata)):
             if values is not None and len(values) != count:
                 raise TripletnetError(f"{count} vectors but {len(values)} {name}")
         if labels is not None:
             labels = [check_label(label) for label in labels]
+        if metadata is not None:
+            metadata = [check_metadata(fields) for fields in metadata]
         with self._lock.writing():
             if self._faiss is None:
                 self._faiss = self._new_faiss(training=vectors)
             ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
             self._faiss.add_with_ids(vectors, ids)
+            if self._vectors is not None:
+                self._vectors = self._vectors.added(ids, vectors)
             self.next_id += count
             self.changes += 1
             for row, item_id in enumerate(ids.tolist()):
                 label = None if labels is None else labels[row]
                 source = None if sources is None else sources[row]
-                self.items[item_id] = Item(item_id, label, source)
+                fields = None if metadata is None else metadata[row]
+                self.items[item_id] = Item(item_id, label, source, fields)
                 if thumbnails is not None:
                     self.thumbnails[item_id] = np.asarray(thumbnails[row], dtype=np.uint8)
         return ids
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove the items with these ids (unknown ids are ignored); return how many went."""
+        self._check_writable()
         with self._lock.writing():
             gone = sorted({int(i) for i in ids} & self.items.keys())
             if not gone or self._faiss is None:
@@ -261,11 +300,20 @@ class SearchIndex:
                 self._faiss = self._rebuilt_without(np.asarray(gone, dtype=np.int64))
             else:
                 self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
+            if self._vectors is not None:
+                self._vectors = self._vectors.without(np.asarray(gone, dtype=np.int64))
             self.changes += 1
             for item_id in gone:
                 del self.items[item_id]
                 self.thumbnails.pop(item_id, None)
             return len(gone)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise TripletnetError(
+                "this index was loaded memory-mapped and is read-only; load it without mmap "
+                "to add or remove items"
+            )
 
     def _rebuilt_without(self, gone: np.ndarray) -> faiss.Index:
         assert self._faiss is not None
@@ -284,15 +332,28 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self.items)
 
-    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """The ``k`` nearest items of each query row, nearest first."""
+    def search(
+        self, queries: np.ndarray, k: int = 10, where: Filter | None = None
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest items of each query row (among those ``where`` allows), nearest
+        first."""
         if k < 1:
             raise TripletnetError(f"k must be at least 1, got {k}")
         queries = self.check_vectors(queries)
         with self._lock.reading():
             if self._faiss is None or not self.items:
                 return [[] for _ in queries]
-            squared, ids = self._faiss.search(queries, min(k, len(self.items)))
+            allowed = None if where is None or where.empty else self._allowed(where)
+            k = min(k, len(self.items) if allowed is None else len(allowed))
+            if k == 0:
+                return [[] for _ in queries]
+            if allowed is not None and len(allowed) < EXHAUSTIVE_BELOW:
+                squared, ids = self._exhaustive(queries, allowed, k)
+            else:
+                squared, ids = self._approximate(queries, k, allowed)
+                short = np.flatnonzero((ids >= 0).sum(axis=1) < k)
+                if allowed is not None and len(short):  # the graph or the probed cells ran dry
+                    squared[short], ids[short] = self._exhaustive(queries[short], allowed, k)
             return [
                 [
                     Hit(self.items[int(i)], self._distance(float(d)))
@@ -301,6 +362,53 @@ class SearchIndex:
                 ]
                 for row_d, row_i in zip(squared, ids, strict=True)
             ]
+
+    def _allowed(self, where: Filter) -> np.ndarray:
+        """The ids of the items the filter keeps, ascending."""
+        kept = [i for i, item in self.items.items() if where.matches(item.label, item.metadata)]
+        return np.asarray(sorted(kept), dtype=np.int64)
+
+    def _approximate(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's search, restricted to ``allowed`` ids, re-ranked where the index refines."""
+        refine = self.params.get("refine", 0) if self._vectors is not None else 0
+        wanted = min(k * refine, len(self.items)) if refine else k
+        selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
+        params: Any = None
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.efSearch = max(self.params["ef_search"], wanted)
+        elif self.kind == "ivfpq":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.params["nprobe"]
+        elif selector is not None:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        squared, ids = _search(self._faiss, queries, wanted, params)
+        if refine:
+            assert self._vectors is not None
+            return self._vectors.rerank(queries, ids, k)
+        return squared, ids
+
+    def _exhaustive(
+        self, queries: np.ndarray, allowed: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact squared L2 to every allowed item (from the stored or the index's vectors;
+        a PQ index without stored vectors probes every cell instead)."""
+        if self._vectors is not None:
+            return self._vectors.rerank(queries, np.tile(allowed, (len(queries), 1)), k)
+        if self.kind == "ivfpq":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.params["nlist"]
+            params.sel = faiss.IDSelectorBatch(allowed)
+            result: tuple[np.ndarray, np.ndarray] = _search(self._faiss, queries, k, params)
+            return result
+        vectors = np.empty((len(allowed), self.dim), dtype=np.float32)
+        self._faiss.reconstruct_batch(allowed, vectors)
+        squared, rows = faiss.knn(queries, vectors, k)
+        return squared, np.where(rows >= 0, allowed[np.maximum(rows, 0)], -1)
 
     def _distance(self, squared: float) -> float:
         """FAISS's squared L2 as the index's distance: L2, or 1 - cos on unit vectors."""
@@ -373,6 +481,9 @@ class SearchIndex:
                 "sources": [self.items[i].source for i in ids],
                 "thumbnail_ids": with_thumbnails,
             }
+            if any(self.items[i].metadata is not None for i in ids):
+                columns["metadata"] = [self.items[i].metadata for i in ids]
+            stored = self._vectors  # replaced, never edited, by adds and removals
             pictures = [self.thumbnails[i] for i in with_thumbnails]
             thumbs = np.stack(pictures) if pictures else None
         files = {
@@ -383,6 +494,8 @@ class SearchIndex:
             files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
         if thumbs is not None:
             files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
+        if stored is not None:
+            files[VECTORS_FILE] = stored.save
         here = root.resolve()
         based_on = self._read_from[1] if self._read_from and self._read_from[0] == here else None
         version = write_version(root, files, based_on)
@@ -390,12 +503,23 @@ class SearchIndex:
         self._read_from = (here, version.name)
         return version
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether adds or removals were made since the last load or save."""
+        return self.changes > (self._saved[1] if self._saved else 0)
+
+    @property
+    def version(self) -> str | None:
+        """The name of the version folder this state was read from or last saved as."""
+        return None if self._read_from is None else self._read_from[1]
+
     @classmethod
-    def load(cls, root: str | Path) -> SearchIndex:
-        """Read the live version of an index folder (never unpickles anything)."""
+    def load(cls, root: str | Path, mmap: bool = False) -> SearchIndex:
+        """Read the live version of an index folder (never unpickles anything); ``mmap``
+        maps its files instead of reading them (read-only; for collections larger than memory)."""
         folder = current_version(root)
         try:
-            return cls._read(Path(root), folder)
+            return cls._read(Path(root), folder, mmap)
         except (TripletnetError, OSError, ValueError, KeyError, TypeError) as error:
             # hand-edited JSON gives KeyError or TypeError
             what = str(error) if isinstance(error, TripletnetError) else f"{folder}: {error!r}"
@@ -405,7 +529,7 @@ class SearchIndex:
             ) from None
 
     @classmethod
-    def _read(cls, root: Path, folder: Path) -> SearchIndex:
+    def _read(cls, root: Path, folder: Path, mmap: bool = False) -> SearchIndex:
         manifest = read_json_object(folder / "manifest.json")
         columns = read_json_object(folder / "items.json")
         if manifest.get("format") != FORMAT:
@@ -419,9 +543,14 @@ class SearchIndex:
         index.next_id = int(manifest["next_id"])
         index.class_names = list(manifest.get("class_names", []))
         if (folder / "index.faiss").is_file():
-            blob = np.fromfile(folder / "index.faiss", dtype=np.uint8)
             try:
-                loaded: Any = faiss.deserialize_index(blob)
+                if mmap:
+                    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+                    loaded: Any = faiss.read_index(str(folder / "index.faiss"), flags)
+                else:
+                    loaded = faiss.deserialize_index(
+                        np.fromfile(folder / "index.faiss", dtype=np.uint8)
+                    )
             except RuntimeError:  # faiss's message is a C++ assertion; say what it means
                 raise IndexFolderError(
                     f"{folder / 'index.faiss'} is truncated or not a FAISS index"
@@ -431,8 +560,21 @@ class SearchIndex:
         names = ("ids", "labels", "sources")
         if len({len(columns[name]) for name in names}) != 1:
             raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
-        rows = zip(*(columns[name] for name in names), strict=True)
-        index.items = {i: Item(i, label, source) for i, label, source in rows}
+        metadata = columns.get("metadata") or [None] * len(columns["ids"])
+        if len(metadata) != len(columns["ids"]):
+            raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
+        rows = zip(*(columns[name] for name in names), metadata, strict=True)
+        index.items = {i: Item(i, label, source, fields) for i, label, source, fields in rows}
+        index.read_only = mmap
+        if index._vectors is not None:
+            index._vectors = StoredVectors.load(
+                folder / VECTORS_FILE, np.asarray(columns["ids"], dtype=np.int64), mmap
+            )
+            if (
+                len(index._vectors.ids) != len(index.items)
+                or index._vectors.rows.shape[1] != index.dim
+            ):
+                raise IndexFolderError(f"{folder / VECTORS_FILE} does not match items.json")
         if (folder / "thumbnails.npy").is_file():
             thumbs = load_npy(folder / "thumbnails.npy")
             if len(thumbs) != len(columns["thumbnail_ids"]):

@@ -54,6 +54,12 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def index_lock(root: str | os.PathLike[str]) -> FileLock:
+    """The folder's write lock: one per path and process (re-entrant in a thread, exclusive
+    between threads and processes), so a writer can hold it across load, change and save."""
+    return FileLock(Path(root) / LOCK, is_singleton=True)
+
+
 def current_version(root: str | os.PathLike[str]) -> Path:
     """The folder of the live version, or a clear error if ``root`` holds no index."""
     root = Path(root)
@@ -84,7 +90,7 @@ def write_version(
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(root / LOCK):
+    with index_lock(root):
         live = live_version_name(root)
         if based_on is not None and live != based_on:
             raise IndexChangedError(

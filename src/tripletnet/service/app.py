@@ -1,11 +1,15 @@
 """The HTTP service: embed images, search the index, add and remove items, and a web page.
 
     POST   /embed              multipart image              -> its embedding
-    POST   /search             multipart image (+ k), or JSON {"vector": [...], "k": 10}
-    POST   /items              multipart image (+ label, source), or JSON {"vector": [...], ...}
+    POST   /search             multipart image (+ k; ?labels=1,2&where={...}), or JSON
+                               {"vector": [...], "k": 10, "labels": [..], "where": {..}}
+    POST   /search/batch       JSON {"vectors": [[...], ...], "k": 10, "labels", "where"}
+    POST   /items              multipart image (+ label, source, metadata), or JSON
+                               {"vector": [...], "label", "source", "metadata": {..}}
     DELETE /items/{id}         remove an item (saved at once; ids of the others stay)
     GET    /items/{id}         an item's metadata; /items/{id}/thumbnail.png its picture
-    GET    /health             model, dim, count
+    GET    /health             model, dim, count, which requests need a token
+    GET    /metrics            Prometheus text format (observe.py)
     GET    /                   the web page; /docs and /openapi.json the API
 
 Every error is JSON with a one-line ``detail``: 4xx for bad requests (413 for a body or an image
@@ -14,14 +18,25 @@ too large, 415 for what is not an image), 500 (logged) for anything unforeseen.
 Work that needs the CPU (decoding, embedding, FAISS, saving) runs in worker threads; the index's
 readers-writer lock lets searches run together while an add or a removal runs alone.
 
+Several processes may serve one index folder (``--workers N``, or a CLI writing beside the
+service): a write holds the folder's lock from reading the live version to saving the next,
+reloading first if another process saved since; when the live version changed, one reading
+thread reloads it while the others answer from the version they have.
+So no change is lost and none is stuck: a 409 (the live version moved under a save) reloads
+the index, and the client's retry applies to the live version.
+
 The model is a run folder (torch) or an ONNX file from ``tripletnet export`` (onnxruntime); this
 module imports torch only for a run folder.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,10 +52,15 @@ from starlette.datastructures import UploadFile
 
 from ..errors import TripletnetError
 from ..search.embedder import Embedder, QueryEmbedder
+from ..search.filters import Filter, check_metadata
 from ..search.images import ImageError, ImageTooLargeError, decode_image, png_bytes
 from ..search.index import MAX_LABEL, Item, SearchIndex
 from ..search.onnx_embedder import OnnxEmbedder
-from ..search.store import IndexChangedError
+from ..search.store import IndexChangedError, IndexFolderError, index_lock, live_version_name
+from .auth import Access
+
+log = logging.getLogger("tripletnet.service")
+MAX_BATCH = 1000  # query vectors in one /search/batch request
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_K = 1000
@@ -61,6 +81,7 @@ _JSON_OR_IMAGE = {
                         "k": {"type": "integer"},
                         "label": {"type": "integer"},
                         "source": {"type": "string"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
                     },
                     "required": ["image"],
                 }
@@ -110,6 +131,9 @@ class VectorQuery(BaseModel):
     k: int | None = Field(None, strict=True)  # default: 10, or the service's --max-k when smaller
     label: int | None = Field(None, ge=0, le=MAX_LABEL)
     source: str | None = Field(None, max_length=MAX_SOURCE)
+    metadata: dict[str, Any] | None = None
+    labels: list[Annotated[int, Field(strict=True)]] | None = None
+    where: dict[str, Any] | None = None
 
     @field_validator("label", mode="before")
     @classmethod
@@ -120,17 +144,113 @@ class VectorQuery(BaseModel):
             raise PydanticCustomError("label", "{message}", {"message": str(error)}) from None
 
 
+class BatchQuery(BaseModel):
+    """Many query vectors in one request: /search/batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vectors: list[list[Annotated[float, Field(strict=True)]]]
+    k: int | None = Field(None, strict=True)
+    labels: list[Annotated[int, Field(strict=True)]] | None = None
+    where: dict[str, Any] | None = None
+
+
 class Service:
     """The state behind the routes: the model, the index and where the index is saved."""
 
     def __init__(
-        self, embedder: QueryEmbedder, index: SearchIndex, index_dir: Path, max_k: int
+        self,
+        embedder: QueryEmbedder,
+        index: SearchIndex,
+        index_dir: Path,
+        max_k: int,
+        mmap: bool = False,
     ) -> None:
         self.embedder = embedder
         self.index = index
         self.index_dir = index_dir
         self.max_k = max_k
+        self.mmap = mmap
         self.images = embedder.raw_format.is_image
+        self._reloading = threading.Lock()
+        self._writing = threading.Lock()  # held by this process's writer (one at a time)
+
+    def _stale(self) -> bool:
+        return live_version_name(self.index_dir) != self.index.version
+
+    def current(self) -> SearchIndex:
+        """The index for a read: reloaded first if another process saved a newer version.
+
+        Reads never wait for a reload: while one thread reloads, the others answer from the
+        version they have (a read may lag another process's save by one reload)."""
+        if self._writing.locked():  # this process's own save: the writer brings it up to date
+            return self.index
+        if self._stale() and self._reloading.acquire(blocking=False):
+            try:
+                if self._stale():
+                    self.reload()
+            except IndexFolderError:  # a version removed while it was read: the next read retries
+                log.warning("could not reload the index; serving version %s", self.index.version)
+            finally:
+                self._reloading.release()
+        return self.index
+
+    def reload(self) -> None:
+        index = SearchIndex.load(self.index_dir, mmap=self.mmap)
+        index.check_model(self.embedder.ref)
+        if _version(index) >= _version(self.index):  # a slower reload never goes back
+            self.index = index
+        log.info("reloaded the index: version %s, %d items", index.version, len(index))
+
+    def write(self, change: Callable[[SearchIndex], Any]) -> Any:
+        """Apply ``change`` to the live version and save it, holding the folder's lock
+        throughout; if anything fails, reload what is on disk so no refused change stays."""
+        if self.mmap:
+            raise HTTPException(
+                405,
+                "this service serves a memory-mapped index read-only; restart it without --mmap",
+            )
+        with index_lock(self.index_dir), self._writing:
+            try:
+                if self._stale():  # a write applies to the live version, so it waits for it
+                    self.reload()
+                index = self.index
+                result = change(index)
+                if index.unsaved:
+                    index.save_changes(self.index_dir)
+                return result
+            except IndexChangedError as error:  # its message would show the folder's full path
+                self.reload()
+                raise HTTPException(
+                    409,
+                    f"the index {self.index_dir.name} was changed by another process; the "
+                    "service has loaded the live version: repeat the request",
+                ) from error
+            except BaseException:
+                if self.index.unsaved:  # a change made in memory but not saved: drop it
+                    self.reload()
+                raise
+
+    def where(self, labels: Any, where: Any) -> Filter | None:
+        try:
+            chosen = Filter.build(labels, where)
+        except TripletnetError as error:
+            raise _unprocessable(str(error)) from None
+        return None if chosen.empty else chosen
+
+    def query_filter(self, request: Request) -> Filter | None:
+        """An upload's filter, from the query string: ?labels=1,2&where={"shop":"lyon"}."""
+        params = request.query_params
+        labels: list[Any] | None = None
+        if "labels" in params:
+            labels = [label_value(part) for part in params["labels"].split(",") if part.strip()]
+        where = None
+        if "where" in params:
+            try:
+                where = json.loads(params["where"])
+            except ValueError:
+                raise _unprocessable('where must be a JSON object, e.g. {"shop": "lyon"}') from None
+        return self.where(labels, where)
 
     def vector(self, values: list[float]) -> np.ndarray:
         if len(values) != self.index.dim:
@@ -167,34 +287,28 @@ class Service:
             raise HTTPException(415, str(error)) from error
         return sample, self.embedder.embed_samples(sample)
 
-    def describe(self, item: Item, distance: float | None = None) -> dict[str, Any]:
+    def describe(
+        self, item: Item, distance: float | None = None, index: SearchIndex | None = None
+    ) -> dict[str, Any]:
         """An item as JSON (with its distance to a query, in a search result)."""
-        thumbnail = f"/items/{item.id}/thumbnail.png" if item.id in self.index.thumbnails else None
+        index = index or self.index
+        thumbnail = f"/items/{item.id}/thumbnail.png" if item.id in index.thumbnails else None
         described = {
             "id": item.id,
             "label": item.label,
-            "label_name": self.index.label_name(item.label),
+            "label_name": index.label_name(item.label),
             "source": item.source,
+            "metadata": item.metadata,
             "thumbnail": thumbnail,
         }
         return described if distance is None else {**described, "distance": distance}
 
-    def item(self, item_id: int) -> dict[str, Any]:
+    def item(self, item_id: int, index: SearchIndex | None = None) -> dict[str, Any]:
+        index = index or self.current()
         try:
-            return self.describe(self.index.item(item_id))
+            return self.describe(index.item(item_id), index=index)
         except KeyError:
             raise HTTPException(404, f"no item with id {item_id}") from None
-
-    def save(self) -> None:
-        """Save the index's changes; 409 if another process has saved the folder since."""
-        try:
-            self.index.save_changes(self.index_dir)
-        except IndexChangedError as error:  # its message would show the folder's full path
-            raise HTTPException(
-                409,
-                f"the index {self.index_dir.name} was changed by another process since the "
-                "service loaded it. This change is not saved: restart the service to load the index",
-            ) from error
 
 
 def _unprocessable(message: str) -> HTTPException:
@@ -284,21 +398,33 @@ def create_app(
     max_k: int = MAX_K,
     *,
     onnx: str | Path | None = None,
+    access: Access | None = None,
+    mmap: bool = False,
 ) -> FastAPI:
     """The service for the index in ``index_dir`` and its model: the run in ``run_dir``, or the
-    ONNX export ``onnx`` of that run (``run_dir`` None), served with onnxruntime."""
+    ONNX export ``onnx`` of that run (``run_dir`` None), served with onnxruntime. ``access``
+    says which requests need a token; ``mmap`` serves the index memory-mapped, read-only."""
+    from .auth import RequireToken
     from .limits import BodySizeLimit, JsonErrors
+    from .observe import Metrics, Observe
 
+    access = access or Access()
     embedder = load_embedder(run_dir, onnx)
-    index = SearchIndex.load(index_dir)
+    index = SearchIndex.load(index_dir, mmap=mmap)
     index.check_model(embedder.ref)
-    service = Service(embedder, index, Path(index_dir), max_k)
+    service = Service(embedder, index, Path(index_dir), max_k, mmap)
     app = FastAPI(
         title="tripletnet search",
         description="Search by example with a trained tripletnet embedding model.",
     )
+    try:
+        metrics: Metrics | None = Metrics(lambda: (len(service.index), _version(service.index)))
+    except ImportError:
+        metrics = None
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
-    app.add_middleware(JsonErrors)  # the outermost: it also catches BodySizeLimit's errors
+    app.add_middleware(RequireToken, access=access)  # before the body is read
+    app.add_middleware(JsonErrors)  # it also catches BodySizeLimit's errors
+    app.add_middleware(Observe, metrics=metrics)  # the outermost: it sees every answer
     app.state.service = service
 
     @app.exception_handler(RequestValidationError)
@@ -313,6 +439,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
+        index = service.current()
         return {
             "status": "ok",
             "model": {
@@ -326,10 +453,23 @@ def create_app(
             "dim": index.dim,
             "count": len(index),
             "kind": index.kind,
+            "version": index.version,
             "accepts_images": service.images,
             "max_k": max_k,
             "max_upload_bytes": max_upload_bytes,
+            "token_required": {"writes": access.token is not None, "reads": access.protect_reads},
+            "read_only": mmap,
         }
+
+    @app.get("/metrics", response_class=Response)
+    def get_metrics() -> Response:
+        if metrics is None:
+            raise HTTPException(
+                501, "metrics need prometheus-client: pip install 'tripletnet[serve]'"
+            )
+        service.current()
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.post("/embed", openapi_extra=_IMAGE_ONLY)
     async def embed_image(request: Request) -> dict[str, Any]:
@@ -343,28 +483,48 @@ def create_app(
 
     @app.post("/search", openapi_extra=_JSON_OR_IMAGE)
     async def search(request: Request) -> dict[str, Any]:
-        query, fields = await _read_query(request, takes=("k",))
+        query, fields = await _read_query(request, takes=("k", "labels", "where"))
         if query is not None:
             k, vector = service.k(query.k), service.vector(query.vector)
+            where = service.where(query.labels, query.where)
         else:
             k = service.k(fields.get("k"))
+            try:
+                where = service.query_filter(request)
+            except ValueError as error:
+                raise _unprocessable(f"labels: {error}") from None
             _, vector = await run_in_threadpool(
                 service.embed_upload, fields["image"], fields["filename"]
             )
-        hits = await run_in_threadpool(index.search, vector, k)
-        return {"k": k, "results": [service.describe(hit.item, hit.distance) for hit in hits[0]]}
+        index = await run_in_threadpool(service.current)
+        hits = await run_in_threadpool(index.search, vector, k, where)
+        found = [service.describe(hit.item, hit.distance, index) for hit in hits[0]]
+        return {"k": k, "results": found}
+
+    @app.post("/search/batch")
+    async def search_batch(query: BatchQuery) -> dict[str, Any]:
+        if not 1 <= len(query.vectors) <= MAX_BATCH:
+            raise _unprocessable(f"send 1 to {MAX_BATCH} vectors, got {len(query.vectors)}")
+        k, where = service.k(query.k), service.where(query.labels, query.where)
+        vectors = np.concatenate([service.vector(values) for values in query.vectors])
+        index = await run_in_threadpool(service.current)
+        hits = await run_in_threadpool(index.search, vectors, k, where)
+        results = [[service.describe(h.item, h.distance, index) for h in row] for row in hits]
+        return {"k": k, "results": results}
 
     @app.post("/items", status_code=201, openapi_extra=_JSON_OR_IMAGE)
     async def add_item(request: Request) -> dict[str, Any]:
-        query, fields = await _read_query(request, takes=("label", "source"))
+        query, fields = await _read_query(request, takes=("label", "source", "metadata"))
         thumbnails = None
         if query is not None:
             vector, label, source = service.vector(query.vector), query.label, query.source
+            metadata = query.metadata
         else:
             try:
                 label = label_value(fields.get("label") or None)
             except ValueError as error:
                 raise _unprocessable(str(error)) from None
+            metadata = _form_metadata(fields.get("metadata"))
             source = str(fields.get("source") or fields["filename"])
             if len(source) > MAX_SOURCE:
                 raise _unprocessable(
@@ -374,9 +534,16 @@ def create_app(
                 service.embed_upload, fields["image"], fields["filename"]
             )
             thumbnails = embedder.thumbnails(sample)
-        ids = await run_in_threadpool(index.add, vector, [label], [source], thumbnails)
-        await run_in_threadpool(service.save)
-        return service.item(int(ids[0]))
+        try:
+            checked = check_metadata(metadata)
+        except TripletnetError as error:
+            raise _unprocessable(str(error)) from None
+
+        def add(index: SearchIndex) -> dict[str, Any]:
+            ids = index.add(vector, [label], [source], thumbnails, [checked])
+            return service.item(int(ids[0]), index)
+
+        return await run_in_threadpool(service.write, add)
 
     @app.get("/items/{item_id}")
     def get_item(item_id: int) -> dict[str, Any]:
@@ -384,20 +551,55 @@ def create_app(
 
     @app.get("/items/{item_id}/thumbnail.png", response_class=Response)
     def get_thumbnail(item_id: int) -> Response:
-        picture = index.thumbnails.get(item_id)
+        picture = service.current().thumbnails.get(item_id)
         if picture is None:
             raise HTTPException(404, f"no thumbnail for item {item_id}")
         return Response(png_bytes(picture, THUMBNAIL_SCALE), media_type="image/png")
 
     @app.delete("/items/{item_id}")
     def delete_item(item_id: int) -> dict[str, Any]:
-        if not index.remove([item_id]):
-            raise HTTPException(404, f"no item with id {item_id}")
-        service.save()
-        return {"removed": item_id, "count": len(index)}
+        def remove(index: SearchIndex) -> dict[str, Any]:
+            if not index.remove([item_id]):
+                raise HTTPException(404, f"no item with id {item_id}")
+            return {"removed": item_id, "count": len(index)}
+
+        return service.write(remove)
 
     _add_vector_schema(app)
     return app
+
+
+def _version(index: SearchIndex) -> int:
+    return int(index.version[1:]) if index.version else 0
+
+
+def _form_metadata(text: Any) -> Any:
+    """An upload's metadata: a form field holding a JSON object."""
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise _unprocessable('metadata must be a JSON object, e.g. {"shop": "lyon"}') from None
+
+
+SETTINGS_VARIABLE = "TRIPLETNET_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of ``tripletnet serve --workers N``'s processes: the command's settings
+    come in TRIPLETNET_SERVE_SETTINGS (JSON; the token itself never: a file name, or the
+    TRIPLETNET_TOKEN variable the workers inherit)."""
+    from .auth import load_token
+    from .observe import configure_logging
+
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    configure_logging(settings.pop("access_log"))
+    token_file = settings.pop("token_file")
+    access = Access(
+        load_token(None if token_file is None else Path(token_file)), settings.pop("protect_reads")
+    )
+    return create_app(**settings, access=access)
 
 
 def _add_vector_schema(app: FastAPI) -> None:

@@ -13,8 +13,10 @@ INTERNAL_ERROR = "internal server error: the request failed on the server, where
 log = logging.getLogger("tripletnet.service")
 
 
-async def send_json_error(send: Any, status: int, detail: str) -> None:
-    """Send a whole response: ``{"detail": detail}`` with ``status``."""
+async def send_json_error(
+    send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send a whole response: ``{"detail": detail}`` with ``status`` (and extra ``headers``)."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -23,6 +25,7 @@ async def send_json_error(send: Any, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )
