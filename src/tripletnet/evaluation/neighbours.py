@@ -2,7 +2,8 @@
 
 A chunk of queries gets its squared L2 distances to the whole gallery from one matrix
 product, d^2(q, g) = ||q||^2 + ||g||^2 - 2 q.g (FAISS's brute force computes them the same
-way), and ``torch.topk`` keeps the k smallest. The chunk is sized so that its (chunk, M)
+way; the row's constant ||q||^2 is added to the k kept only), and ``torch.topk`` keeps the k
+smallest. The chunk is sized so that its (chunk, M)
 distances fit a memory budget, so memory is O(budget + N k + M D) whatever N and M are.
 
 Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (rows whose
@@ -57,25 +58,25 @@ def knn_chunks(
     chunk_size = chunk_size or chunk_rows(len(gallery), k)
     for start in range(0, len(queries), chunk_size):
         chunk = queries[start : start + chunk_size]
-        squared = torch.addmm(gallery_norms[None, :], chunk, gallery.T, alpha=-2.0)
-        squared += (chunk * chunk).sum(1, keepdim=True)
-        squared.clamp_(min=0.0)
+        # ||g||^2 - 2 q.g ranks the gallery as d^2 does: ||q||^2 is the same along a row
+        partial = torch.addmm(gallery_norms[None, :], chunk, gallery.T, alpha=-2.0)
         if exclude_self:
             rows = torch.arange(len(chunk), device=chunk.device)
-            squared[rows, rows + start] = float("inf")
-        values, ids = _smallest(squared, k)
-        yield slice(start, start + len(chunk)), values, ids
+            partial[rows, rows + start] = float("inf")
+        values, ids = _smallest(partial, k)
+        squared = (values + (chunk * chunk).sum(1, keepdim=True)).clamp_(min=0.0)
+        yield slice(start, start + len(chunk)), squared, ids
 
 
-def _smallest(squared: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` smallest entries of each row, ties broken by the lower column."""
-    values, ids = torch.topk(squared, k, dim=1, largest=False, sorted=True)
+    extra = int(k < scores.shape[1])  # one more: is the next one equal to the k-th?
+    values, ids = torch.topk(scores, k + extra, dim=1, largest=False, sorted=True)
     tied = (values[:, 1:] == values[:, :-1]).any(1)
-    if k < squared.shape[1]:  # another column equal to the k-th may have been left out
-        tied |= (squared == values[:, -1:]).sum(1) > 1
     rows = tied.nonzero()[:, 0]
+    values, ids = values[:, :k], ids[:, :k]
     if len(rows):
-        ordered, order = torch.sort(squared[rows], dim=1, stable=True)
+        ordered, order = torch.sort(scores[rows], dim=1, stable=True)
         values[rows], ids[rows] = ordered[:, :k], order[:, :k]
     return values, ids
 
