@@ -159,7 +159,7 @@ def test_linear_probe_equals_sklearn(device: str, classes: int) -> None:
     ours_correct = linear_probe_correct(x, y, xt, yt, device=device)
     assert ours_correct.mean() == pytest.approx((theirs.predict(xt) == yt).mean(), abs=0.01)
     assert (probe.predict(xt) == theirs.predict(xt)).mean() >= 0.99
-    ours_proba = torch.softmax(probe.logits(torch.as_tensor(xt, device=device).double()), 1)
+    ours_proba = torch.softmax(probe.logits(torch.as_tensor(xt, device=device)), 1)
     np.testing.assert_allclose(ours_proba.cpu().numpy(), theirs.predict_proba(xt), atol=2e-3)
 
 
