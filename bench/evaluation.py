@@ -179,7 +179,7 @@ def stages(mnist_dir: str | None, device: str) -> None:
         sets["raw pixels"] = mnist_pixels(mnist_dir)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
-        f"{'stage':34s} {'former wall':>12s} {'CPU':>8s} {'device wall':>12s} {'CPU':>8s}  values"
+        f"{'stage':44s} {'former wall':>12s} {'CPU':>8s} {'device wall':>12s} {'CPU':>8s}  values"
     )
     for name, ((q, ql), (g, gl)) in sets.items():
         for stage, former, ours in (
@@ -190,7 +190,7 @@ def stages(mnist_dir: str | None, device: str) -> None:
             old_value, old_wall, old_cpu = _timed(former, q, ql, g, gl)
             new_value, new_wall, new_cpu = _timed(ours, q, ql, g, gl)
             print(
-                f"{name + ': ' + stage:34s} {old_wall:10.2f} s {old_cpu:6.2f} s "
+                f"{name + ': ' + stage:44s} {old_wall:10.2f} s {old_cpu:6.2f} s "
                 f"{new_wall:10.2f} s {new_cpu:6.2f} s  {old_value:.4f} / {new_value:.4f}"
             )
     (q, ql), _ = sets["embedding"]
@@ -201,7 +201,7 @@ def stages(mnist_dir: str | None, device: str) -> None:
     _, old_wall, old_cpu = _timed(former_tsne.fit_transform, tsne_points)
     _, new_wall, new_cpu = _timed(_project, tsne_points, "tsne", 0)
     print(
-        f"{'t-SNE, 1,500 points':34s} {old_wall:10.2f} s {old_cpu:6.2f} s "
+        f"{'t-SNE, 1,500 points':44s} {old_wall:10.2f} s {old_cpu:6.2f} s "
         f"{new_wall:10.2f} s {new_cpu:6.2f} s  1,000 / 500 iterations"
     )
 
