@@ -6,8 +6,8 @@ way; the row's constant ||q||^2 is added to the k kept only), and ``torch.topk``
 smallest. The chunk is sized so that its (chunk, M)
 distances fit a memory budget, so memory is O(budget + N k + M D) whatever N and M are.
 
-Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (rows whose
-top k hold a tie are re-ranked by a stable sort). Leave-one-out excludes each query's own row by
+Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (ties inside
+the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole). Leave-one-out excludes each query's own row by
 index, so an exact duplicate of the query is still retrieved.
 """
 
@@ -69,15 +69,22 @@ def knn_chunks(
 
 
 def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` smallest entries of each row, ties broken by the lower column."""
+    """The ``k`` smallest entries of each row, ties broken by the lower column: ties inside the
+    top k are ordered by a (value, column) sort of the top k alone; a row whose k-th value is
+    tied with the next is re-ranked by a stable sort of the whole row."""
     extra = int(k < scores.shape[1])  # one more: is the next one equal to the k-th?
     values, ids = torch.topk(scores, k + extra, dim=1, largest=False, sorted=True)
-    tied = (values[:, 1:] == values[:, :-1]).any(1)
-    rows = tied.nonzero()[:, 0]
+    tied = (values[:, 1:] == values[:, :-1]).any(1).nonzero()[:, 0]
+    if len(tied):
+        by_id = ids[tied].argsort(dim=1)
+        v, i = values[tied].gather(1, by_id), ids[tied].gather(1, by_id)
+        by_value = torch.sort(v, dim=1, stable=True).indices
+        values[tied], ids[tied] = v.gather(1, by_value), i.gather(1, by_value)
+    edge = (values[:, k] == values[:, k - 1]).nonzero()[:, 0] if extra else tied[:0]
     values, ids = values[:, :k], ids[:, :k]
-    if len(rows):
-        ordered, order = torch.sort(scores[rows], dim=1, stable=True)
-        values[rows], ids[rows] = ordered[:, :k], order[:, :k]
+    if len(edge):
+        ordered, order = torch.sort(scores[edge], dim=1, stable=True)
+        values[edge], ids[edge] = ordered[:, :k], order[:, :k]
     return values, ids
 
 
