@@ -5,10 +5,19 @@ Each case runs in a fresh subprocess so its peak RSS is its own. Cases:
   large  20,000 queries vs a 1,000,000 gallery (D = 128, 1,000 classes), ours (PML with --pml-large)
   mnist-pixels  the real MNIST test set (10,000 queries) vs its train set (60,000 gallery), raw
          pixels in [0, 1] (D = 784), ours vs PML; needs --mnist-dir
+  stages the stages of ``tripletnet evaluate`` on an MNIST-sized closed-set run, the former path
+         (FAISS k-NN, scikit-learn logistic regression, t-SNE at 1,000 iterations) against the
+         device path (chunked matmul + topk, torch L-BFGS probe, t-SNE at 500), in one process:
+         10,000 test vs 60,000 train embeddings (D = 128, synthetic) and, with --mnist-dir, the
+         raw pixels (D = 784) of the baseline row
+  evaluate  ``evaluate_run`` of a trained run folder (--run DIR), with an empty baseline cache and
+         then with the cached raw-input row
 Both compute Precision@1, R-Precision and MAP@R with k = the largest class (PML: "max_bin_count").
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/evaluation.py [--cases mnist large] [--pml-large]
     ... bench/evaluation.py --cases mnist-pixels --mnist-dir /work/shared/data/mnist
+    ... bench/evaluation.py --cases stages --mnist-dir /work/shared/data/mnist --device cuda
+    ... bench/evaluation.py --cases evaluate --run runs/mnist --device cpu
 """
 
 from __future__ import annotations
@@ -19,10 +28,18 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-CASES = {"mnist": (10_000, 60_000, 10), "large": (20_000, 1_000_000, 1_000), "mnist-pixels": None}
+CASES = {
+    "mnist": (10_000, 60_000, 10),
+    "large": (20_000, 1_000_000, 1_000),
+    "mnist-pixels": None,
+    "stages": None,
+    "evaluate": None,
+}
 DIM = 128
 NOISE = 1.5  # classes overlap a little, so the metrics are not all 1
 
@@ -57,7 +74,9 @@ def mnist_pixels(data_dir: str):
     return (flat(data.test.x), data.test.y), (flat(data.train.x), data.train.y)
 
 
-def run_one(case: str, implementation: str, mnist_dir: str | None = None) -> dict:
+def run_one(
+    case: str, implementation: str, mnist_dir: str | None = None, device: str = "cpu"
+) -> dict:
     if case == "mnist-pixels":
         (q, ql), (g, gl) = mnist_pixels(str(mnist_dir))
     else:
@@ -66,7 +85,7 @@ def run_one(case: str, implementation: str, mnist_dir: str | None = None) -> dic
     if implementation == "tripletnet":
         from tripletnet.evaluation.retrieval import retrieve
 
-        summary = retrieve(q, ql, g, gl, recall_ks=(1,)).summary()
+        summary = retrieve(q, ql, g, gl, recall_ks=(1,), device=device).summary()
         values = {key: summary[key] for key in ("precision_at_1", "r_precision", "map_at_r")}
     else:
         import torch
@@ -75,7 +94,7 @@ def run_one(case: str, implementation: str, mnist_dir: str | None = None) -> dic
         calculator = AccuracyCalculator(
             include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
             k="max_bin_count",
-            device=torch.device("cpu"),
+            device=torch.device(device),
         )
         result = calculator.get_accuracy(q, ql, g, gl)
         values = {
@@ -95,6 +114,119 @@ def run_one(case: str, implementation: str, mnist_dir: str | None = None) -> dic
     }
 
 
+def _timed(stage: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """``stage(*args)``'s result, wall seconds and CPU seconds (a device's work shows in wall
+    time only)."""
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    result = stage(*args)
+    _synchronise()
+    return result, time.perf_counter() - started, _cpu_seconds() - cpu_started
+
+
+def _synchronise() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def stages(mnist_dir: str | None, device: str) -> None:
+    """Each stage of a closed-set evaluation, the former path then the device path."""
+    import warnings
+
+    import faiss
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tripletnet.evaluation.neighbours import knn_search
+    from tripletnet.evaluation.plots import _project
+    from tripletnet.evaluation.probe import linear_probe_accuracy
+    from tripletnet.evaluation.retrieval import hit_scores, retrieve
+
+    def sklearn_probe(q, ql, g, gl) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(g, gl)
+        return float((fitted.predict(q) == ql).mean())
+
+    def device_probe(q, ql, g, gl) -> float:
+        return linear_probe_accuracy(g, gl, q, ql, device=device)
+
+    def device_retrieval(q, ql, g, gl) -> float:
+        return retrieve(q, ql, g, gl, recall_ks=(1,), device=device).summary()["map_at_r"]
+
+    def faiss_retrieval(q, ql, g, gl) -> float:
+        k = int(np.bincount(gl).max())
+        _, ids = faiss.knn(q, g, k)  # the former search; its scores were numpy's equivalent
+        hits = torch.as_tensor(gl[ids] == ql[:, None])
+        r = torch.as_tensor(np.bincount(gl)[ql])
+        return float(hit_scores(hits, r, (1,), True)["map_at_r"].mean())
+
+    def faiss_knn(q, ql, g, gl, k=5) -> float:
+        _, ids = faiss.knn(q, g, k)
+        votes = np.apply_along_axis(np.bincount, 1, gl[ids], minlength=gl.max() + 1)
+        return float((votes.argmax(1) == ql).mean())
+
+    def device_knn(q, ql, g, gl, k=5) -> float:
+        _, ids = knn_search(q, g, k, device=device)
+        votes = np.apply_along_axis(np.bincount, 1, gl[ids], minlength=gl.max() + 1)
+        return float((votes.argmax(1) == ql).mean())
+
+    sets = {"embedding": synthetic(*CASES["mnist"])}
+    if mnist_dir:
+        sets["raw pixels"] = mnist_pixels(mnist_dir)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{'stage':44s} {'former wall':>12s} {'CPU':>8s} {'device wall':>12s} {'CPU':>8s}  values"
+    )
+    for name, ((q, ql), (g, gl)) in sets.items():
+        for stage, former, ours in (
+            ("k-NN (k = 5)", faiss_knn, device_knn),
+            ("retrieval (k = largest class)", faiss_retrieval, device_retrieval),
+            ("linear probe", sklearn_probe, device_probe),
+        ):
+            old_value, old_wall, old_cpu = _timed(former, q, ql, g, gl)
+            new_value, new_wall, new_cpu = _timed(ours, q, ql, g, gl)
+            print(
+                f"{name + ': ' + stage:44s} {old_wall:10.2f} s {old_cpu:6.2f} s "
+                f"{new_wall:10.2f} s {new_cpu:6.2f} s  {old_value:.4f} / {new_value:.4f}"
+            )
+    (q, ql), _ = sets["embedding"]
+    tsne_points = q[:1500]
+    from sklearn.manifold import TSNE
+
+    former_tsne = TSNE(2, perplexity=30, init="pca", random_state=0)
+    _, old_wall, old_cpu = _timed(former_tsne.fit_transform, tsne_points)
+    _, new_wall, new_cpu = _timed(_project, tsne_points, "tsne", 0)
+    print(
+        f"{'t-SNE, 1,500 points':44s} {old_wall:10.2f} s {old_cpu:6.2f} s "
+        f"{new_wall:10.2f} s {new_cpu:6.2f} s  1,000 / 500 iterations"
+    )
+
+
+def evaluate_twice(run_dir: str, device: str) -> None:
+    """``evaluate_run`` with an empty baseline cache, then again with the cached raw row."""
+    import os
+    import tempfile
+
+    from tripletnet.evaluation.baseline_cache import CACHE_ENV
+    from tripletnet.evaluation.report import evaluate_run
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ[CACHE_ENV] = cache
+        for label in ("empty baseline cache", "cached raw-input row"):
+            metrics, wall, cpu = _timed(evaluate_run, run_dir, device=device)
+            rows = metrics["classification"]
+            cells = "  ".join(
+                f"{key}: linear {row.get('linear_accuracy', float('nan')):.4f} "
+                f"k-NN {row.get('knn_accuracy', float('nan')):.4f}"
+                for key, row in rows.items()
+            )
+            print(f"  evaluate_run, {label:22s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {cells}")
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process (user + system): a fair clock on a machine shared with other
     jobs, where wall time depends on what else runs."""
@@ -109,14 +241,26 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=["mnist", "large"])
     parser.add_argument("--pml-large", action="store_true", help="also run PML on the large case")
     parser.add_argument("--mnist-dir", help="MNIST's idx files, for the mnist-pixels case")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--run", help="a trained run folder, for the evaluate case")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.mnist_dir)))
+        print(json.dumps(run_one(*args.one, args.mnist_dir, args.device)))
         return
     if "mnist-pixels" in args.cases and not args.mnist_dir:
         parser.error("the mnist-pixels case needs --mnist-dir")
+    if "evaluate" in args.cases and not args.run:
+        parser.error("the evaluate case needs --run RUN_DIR")
     for case in args.cases:
+        if case == "stages":
+            print("\nstages: a closed-set evaluation, former path vs device path")
+            stages(args.mnist_dir, args.device)
+            continue
+        if case == "evaluate":
+            print(f"\nevaluate: evaluate_run({args.run!r}, device={args.device!r})")
+            evaluate_twice(args.run, args.device)
+            continue
         if CASES[case] is None:
             print(f"\n{case}: MNIST test (10000) vs train (60000), raw pixels, D = 784, 10 classes")
         else:
@@ -127,7 +271,8 @@ def main() -> None:
         for implementation in implementations:
             output = subprocess.run(
                 [sys.executable, __file__, "--one", case, implementation]
-                + (["--mnist-dir", args.mnist_dir] if args.mnist_dir else []),
+                + (["--mnist-dir", args.mnist_dir] if args.mnist_dir else [])
+                + ["--device", args.device],
                 check=True,
                 capture_output=True,
                 text=True,

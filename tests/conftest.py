@@ -1,5 +1,6 @@
 """Shared fixtures: tiny, fast training configurations on the bundled digits."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,14 @@ import torch
 from tripletnet.training import TrainConfig
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def baseline_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Raw-input baseline rows are cached in this session's folder, never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("baseline-cache")
+    os.environ["TRIPLETNET_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture

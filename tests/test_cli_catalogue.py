@@ -337,6 +337,8 @@ CATALOGUE: list[tuple[str, str]] = [
     ("evaluate {w}/run -k 0", "-k"),
     ("evaluate {w}/run -k 100000", "k = 100000"),
     ("evaluate {w}/run --out {out}", "only with --embeddings"),
+    ("evaluate {w}/run --device tpu", "unknown --device 'tpu'"),
+    ("evaluate {w}/run --device cuda:99", "cuda"),
     ("evaluate", "give a RUN_DIR or --embeddings"),
     ("evaluate --embeddings {w}/bad/vectors.npy --out {out}", "--labels"),
     (

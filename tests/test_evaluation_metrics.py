@@ -10,16 +10,12 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import FaissKMeans
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from tripletnet.evaluation.classify import (
-    knn_predict,
-    linear_probe_accuracy,
-    nearest_centroid_correct,
-    vote,
-)
+from tripletnet.evaluation.classify import knn_predict, nearest_centroid_correct, vote
 from tripletnet.evaluation.clustering import clustering_scores
 from tripletnet.evaluation.confidence import bootstrap_ci, paired_comparison
 from tripletnet.evaluation.evaluate import evaluate_embeddings
 from tripletnet.evaluation.inputs import EvaluationInputError
+from tripletnet.evaluation.probe import linear_probe_accuracy
 from tripletnet.evaluation.retrieval_grid import spread_queries
 from tripletnet.evaluation.verification import (
     calibrate_threshold,

@@ -69,6 +69,13 @@ def _load(path: Path | None) -> np.ndarray | None:
     help="Compare --embeddings by this distance (a run folder uses its own). [default: euclidean]",
 )
 @click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where the net, the k-NN search and the linear probe run: auto (a GPU when there is "
+    "one), cpu, cuda, cuda:N or mps.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(0, 256),
     default=0,
@@ -89,6 +96,7 @@ def evaluate_command(
     no_linear_probe: bool,
     no_tsne: bool,
     metric: str | None,
+    device: str,
     workers: int,
 ) -> None:
     """Evaluate a trained RUN_DIR (test queries, train gallery), or your own embeddings:
@@ -97,6 +105,9 @@ def evaluate_command(
         raise click.UsageError("give a RUN_DIR or --embeddings E.npy --labels L.npy --out DIR")
     if calibrate_far is not None and calibrate_precision is not None:
         raise click.UsageError("choose one of --calibrate-far and --calibrate-precision")
+    from ..devices import resolve_device
+
+    on = resolve_device(device)
     if run_dir is not None:
         from ..evaluation.report import evaluate_run, result_table
 
@@ -127,6 +138,7 @@ def evaluate_command(
             calibrate_precision=calibrate_precision,
             tsne=not no_tsne,
             workers=workers,
+            device=str(on),
         )
         click.echo(result_table(metrics))
         click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
@@ -154,6 +166,7 @@ def evaluate_command(
             pairs=pairs,
             linear_probe=not no_linear_probe,
             metric=metric or "euclidean",
+            device=on,
         )
         metrics = write_evaluation(out, evaluation, "embeddings", tsne=not no_tsne)
     retrieval = metrics["retrieval"]

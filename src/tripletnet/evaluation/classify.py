@@ -1,4 +1,5 @@
-"""Classification from embeddings: the paper's linear classifier, k-NN and nearest centroid.
+"""Classification from embeddings: the paper's linear classifier (``probe``), k-NN and nearest
+centroid.
 
 k-NN votes among the k nearest gallery items: one vote each (majority) or 1 / (d + eps)
 each (distance-weighted); ties go to the class whose members are nearer. Nearest class
@@ -7,75 +8,16 @@ centroid predicts argmin_c ||x - mu_c||.
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import faiss
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+import torch
 
-from .inputs import require_classes
 from .neighbours import knn_search
 
 Weighting = Literal["majority", "distance"]
 EPS = 1e-8
-
-
-def _probe(train_y: np.ndarray, max_iter: int) -> Pipeline:
-    require_classes(train_y, 2, "the linear probe (logistic regression)")
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
-
-
-def linear_probe_accuracy(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    test_x: np.ndarray,
-    test_y: np.ndarray,
-    max_iter: int = 300,
-) -> float:
-    """Accuracy of a linear (logistic-regression) classifier fit on standardised train features.
-
-    This is Hoffer & Ailon's protocol: a 1-layer linear classifier on the train embeddings.
-    """
-    return float(linear_probe_correct(train_x, train_y, test_x, test_y, max_iter).mean())
-
-
-def fit_linear_probe(train_x: np.ndarray, train_y: np.ndarray, max_iter: int = 300) -> Pipeline:
-    """The linear probe (standardised features, logistic regression) fit on the train set."""
-    classifier = _probe(train_y, max_iter)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(_flat(train_x), train_y)
-    return classifier
-
-
-def linear_probe_correct(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    test_x: np.ndarray,
-    test_y: np.ndarray,
-    max_iter: int = 300,
-) -> np.ndarray:
-    """Per test sample: is the linear probe's prediction right."""
-    classifier = fit_linear_probe(train_x, train_y, max_iter)
-    return np.asarray(classifier.predict(_flat(test_x)) == test_y)
-
-
-def linear_probe_cross_validated(
-    x: np.ndarray, y: np.ndarray, folds: int = 5, max_iter: int = 300, seed: int = 0
-) -> np.ndarray:
-    """Per sample correctness of the linear probe when one set is both train and test:
-    each sample is predicted by a probe fit on the other folds (stratified)."""
-    folds = max(2, min(folds, int(np.unique(y, return_counts=True)[1].min())))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        predicted = cross_val_predict(_probe(y, max_iter), _flat(x), y, cv=splitter)
-    return np.asarray(predicted == y)
 
 
 def vote(
@@ -105,10 +47,11 @@ def knn_predict(
     test_x: np.ndarray,
     k: int,
     weighting: Weighting = "majority",
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Vote of the ``k`` nearest train samples (L2, exact FAISS search, chunked)."""
+    """Vote of the ``k`` nearest train samples (L2, exact search on ``device``, chunked)."""
     train, test = _flat(train_x), _flat(test_x)
-    distances, neighbours = knn_search(test, train, min(k, len(train)))
+    distances, neighbours = knn_search(test, train, min(k, len(train)), device=device)
     return vote(np.asarray(train_y)[neighbours], distances, weighting)
 
 
@@ -119,14 +62,19 @@ def knn_accuracy(
     test_y: np.ndarray,
     k: int = 5,
     weighting: Weighting = "majority",
+    device: torch.device | str | None = None,
 ) -> float:
-    return float((knn_predict(train_x, train_y, test_x, k, weighting) == test_y).mean())
+    predicted = knn_predict(train_x, train_y, test_x, k, weighting, device)
+    return float((predicted == test_y).mean())
 
 
-def knn_leave_one_out_accuracy(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
+def knn_leave_one_out_accuracy(
+    x: np.ndarray, y: np.ndarray, k: int = 5, device: torch.device | str | None = None
+) -> float:
     """k-NN accuracy of a labelled set against itself: each sample is voted on by its ``k``
     nearest other samples (cheap enough to log every epoch)."""
-    distances, neighbours = knn_search(_flat(x), _flat(x), min(k, len(x) - 1), exclude_self=True)
+    x = _flat(x)
+    distances, neighbours = knn_search(x, x, min(k, len(x) - 1), exclude_self=True, device=device)
     return float((vote(np.asarray(y)[neighbours], distances) == y).mean())
 
 

@@ -10,18 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..checks import check_choice
-from .classify import (
-    linear_probe_correct,
-    linear_probe_cross_validated,
-    nearest_centroid_correct,
-    vote,
-)
+from .classify import nearest_centroid_correct, vote
 from .clustering import clustering_scores
 from .confidence import bootstrap_ci
 from .inputs import EvaluationInputError, labelled, require_classes
 from .opis import threshold_consistency
+from .probe import linear_probe_correct, linear_probe_cross_validated
 from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
@@ -76,6 +73,7 @@ def evaluate_embeddings(
     resamples: int = 1000,
     seed: int = 0,
     metric: str = "euclidean",
+    device: torch.device | str | None = None,
 ) -> Evaluation:
     """Retrieval, k-NN (majority and distance-weighted), nearest centroid, linear probe,
     NMI/AMI, verification on ``pairs`` same- and ``pairs`` different-class query pairs, and
@@ -84,6 +82,7 @@ def evaluate_embeddings(
     ``metric`` "cosine" compares L2-normalised embeddings: neighbours are ranked by cosine
     similarity and every distance reported (retrieval, verification, thresholds) is the cosine
     distance 1 - cos. ``threshold`` (a calibrated distance) adds the pairs' accuracy at it.
+    The k-NN search, the retrieval scores and the linear probe run on ``device`` (default cpu).
     """
     check_choice("metric", metric, METRICS)
     queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
@@ -102,7 +101,12 @@ def evaluate_embeddings(
             f"choose k from 1 to {candidates}"
         )
     results = retrieve(
-        queries, query_labels, gallery, gallery_labels, at_least=max(k, GRID_NEIGHBOURS)
+        queries,
+        query_labels,
+        gallery,
+        gallery_labels,
+        at_least=max(k, GRID_NEIGHBOURS),
+        device=device,
     )
     if metric == "cosine":
         results.distances = results.distances**2 / 2  # ||a - b||^2 / 2 = 1 - cos on unit rows
@@ -122,9 +126,11 @@ def evaluate_embeddings(
     )
     if linear_probe:
         per_query["classifiers.linear_probe_accuracy"] = (
-            linear_probe_cross_validated(queries, query_labels, seed=seed)
+            linear_probe_cross_validated(queries, query_labels, seed=seed, device=device)
             if gallery is None
-            else linear_probe_correct(gallery, results.gallery_labels, queries, query_labels)
+            else linear_probe_correct(
+                gallery, results.gallery_labels, queries, query_labels, device=device
+            )
         )
     pair_ids, same = sample_pairs(query_labels, pairs, seed)
     pair_d = pair_distances(queries, pair_ids, metric)

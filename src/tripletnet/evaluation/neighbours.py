@@ -1,64 +1,128 @@
-"""Exact k-nearest-neighbour search in chunks: never an N x M distance matrix in memory.
+"""Exact k-nearest-neighbour search on a torch device, in chunks: never an N x M matrix.
 
-Each chunk of queries is searched with ``faiss.knn`` (exact L2, no copy of the gallery into an
-index), so memory is O(chunk * k + gallery) whatever the number of queries.
+A chunk of queries gets its squared L2 distances to the whole gallery from one matrix
+product, d^2(q, g) = ||q||^2 + ||g||^2 - 2 q.g (FAISS's brute force computes them the same
+way; the row's constant ||q||^2 is added to the k kept only), and ``torch.topk`` keeps the k
+smallest. The chunk is sized so that its (chunk, M)
+distances fit a memory budget, so memory is O(budget + N k + M D) whatever N and M are.
+
+Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (ties inside
+the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole). Leave-one-out excludes each query's own row by
+index, so an exact duplicate of the query is still retrieved.
 """
 
 from __future__ import annotations
 
-import faiss
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
+import torch
 
 from .inputs import EvaluationInputError
 
+MEMORY_BUDGET = 256 * 2**20  # bytes of distances a chunk may hold
+MAX_CHUNK = 8192  # queries at a time, at most
 
-def knn_search(
-    queries: np.ndarray,
-    gallery: np.ndarray,
+
+def eval_device(device: torch.device | str | None = None) -> torch.device:
+    """The device evaluation runs on: the one given, else cpu."""
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def as_rows(x: Any, device: torch.device) -> torch.Tensor:
+    """``x`` (array or tensor) as a contiguous (N, D) float32 tensor on ``device``."""
+    tensor = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    return tensor.reshape(len(tensor), -1).to(device=device, dtype=torch.float32).contiguous()
+
+
+def chunk_rows(gallery_size: int, k: int, budget: int = MEMORY_BUDGET) -> int:
+    """Queries per chunk: the (chunk, M) distances, their temporaries and the (chunk, k) results
+    stay within ``budget`` bytes."""
+    per_query = 4 * 3 * max(gallery_size, 1) + 12 * k
+    return max(1, min(MAX_CHUNK, budget // per_query))
+
+
+def knn_chunks(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
     k: int,
     exclude_self: bool = False,
     chunk_size: int | None = None,
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield (rows, squared distances, ids) for each chunk of queries: the (chunk, k) squared L2
+    distances and gallery rows of the ``k`` nearest gallery items, nearest first, on the
+    queries' device."""
+    _check(queries.shape, gallery.shape, k, exclude_self)
+    gallery_norms = (gallery * gallery).sum(1)
+    chunk_size = chunk_size or chunk_rows(len(gallery), k)
+    for start in range(0, len(queries), chunk_size):
+        chunk = queries[start : start + chunk_size]
+        # ||g||^2 - 2 q.g ranks the gallery as d^2 does: ||q||^2 is the same along a row
+        partial = torch.addmm(gallery_norms[None, :], chunk, gallery.T, alpha=-2.0)
+        if exclude_self:
+            rows = torch.arange(len(chunk), device=chunk.device)
+            partial[rows, rows + start] = float("inf")
+        values, ids = _smallest(partial, k)
+        squared = (values + (chunk * chunk).sum(1, keepdim=True)).clamp_(min=0.0)
+        yield slice(start, start + len(chunk)), squared, ids
+
+
+def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` smallest entries of each row, ties broken by the lower column: ties inside the
+    top k are ordered by a (value, column) sort of the top k alone; a row whose k-th value is
+    tied with the next is re-ranked by a stable sort of the whole row."""
+    extra = int(k < scores.shape[1])  # one more: is the next one equal to the k-th?
+    values, ids = torch.topk(scores, k + extra, dim=1, largest=False, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(1).nonzero()[:, 0]
+    if len(tied):
+        by_id = ids[tied].argsort(dim=1)
+        v, i = values[tied].gather(1, by_id), ids[tied].gather(1, by_id)
+        by_value = torch.sort(v, dim=1, stable=True).indices
+        values[tied], ids[tied] = v.gather(1, by_value), i.gather(1, by_value)
+    edge = (values[:, k] == values[:, k - 1]).nonzero()[:, 0] if extra else tied[:0]
+    values, ids = values[:, :k], ids[:, :k]
+    if len(edge):
+        ordered, order = torch.sort(scores[edge], dim=1, stable=True)
+        values[edge], ids[edge] = ordered[:, :k], order[:, :k]
+    return values, ids
+
+
+def knn_search(
+    queries: Any,
+    gallery: Any,
+    k: int,
+    exclude_self: bool = False,
+    chunk_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (distances, ids), each (N, k): the L2 distances and gallery rows of the ``k``
-    nearest gallery items of every query, nearest first.
+    nearest gallery items of every query, nearest first (ties: lower gallery row first).
 
     With ``exclude_self`` the queries are the gallery (leave-one-out): query i never retrieves
     gallery row i, even when another row is an exact duplicate of it. ``k`` must not exceed the
     number of candidates (gallery size, minus one when excluding self).
     """
-    if queries.shape[1] != gallery.shape[1]:
+    device = eval_device(device)
+    q, g = as_rows(queries, device), as_rows(gallery, device)
+    distances = np.empty((len(q), k), dtype=np.float32)
+    ids = np.empty((len(q), k), dtype=np.int64)
+    for rows, squared, found in knn_chunks(q, g, k, exclude_self, chunk_size):
+        distances[rows] = squared.sqrt().cpu().numpy()
+        ids[rows] = found.cpu().numpy()
+    return distances, ids
+
+
+def _check(queries: torch.Size, gallery: torch.Size, k: int, exclude_self: bool) -> None:
+    if queries[1] != gallery[1]:
         raise EvaluationInputError(
-            f"queries have dimension {queries.shape[1]} but the gallery has {gallery.shape[1]}"
+            f"queries have dimension {queries[1]} but the gallery has {gallery[1]}"
         )
-    if exclude_self and len(queries) != len(gallery):
+    if exclude_self and queries[0] != gallery[0]:
         raise EvaluationInputError("leave-one-out search needs the queries to be the gallery")
-    candidates = len(gallery) - int(exclude_self)
+    candidates = gallery[0] - int(exclude_self)
     if not 1 <= k <= candidates:
         raise EvaluationInputError(
             f"k = {k} but there are {candidates} gallery items to retrieve from; "
             f"choose 1 <= k <= {candidates}"
         )
-    distances = np.empty((len(queries), k), dtype=np.float32)
-    ids = np.empty((len(queries), k), dtype=np.int64)
-    extra = int(exclude_self)
-    chunk_size = chunk_size or max(1, min(8192, 2**24 // (k + extra)))
-    for start in range(0, len(queries), chunk_size):
-        chunk = queries[start : start + chunk_size]
-        squared, found = faiss.knn(chunk, gallery, k + extra)
-        if exclude_self:
-            squared, found = _drop_self(squared, found, np.arange(start, start + len(chunk)))
-        distances[start : start + len(chunk)] = np.sqrt(np.maximum(squared, 0.0))
-        ids[start : start + len(chunk)] = found
-    return distances, ids
-
-
-def _drop_self(
-    squared: np.ndarray, found: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each query's own row from its k + 1 results; where it is absent (ties with
-    duplicates pushed it out), drop the last result instead."""
-    is_self = found == rows[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    keep = ~is_self
-    k = found.shape[1] - 1
-    return squared[keep].reshape(-1, k), found[keep].reshape(-1, k)

@@ -22,13 +22,16 @@ import torch
 from torch import nn
 
 from ..data import DatasetSplits, ImageFiles, LabelledArray
+from ..devices import resolve_device
 from ..files import read_json
 from ..runs import COMMAND, HISTORY, TrainedRun, load_run
 from ..runs.data import Embedded, embed_split, load_data
 from ..sampling import fixed_test_triplets
 from ..text import plural
-from .classify import knn_accuracy, linear_probe_accuracy
+from .baseline_cache import cached_row, data_identity
+from .classify import knn_accuracy
 from .evaluate import Evaluation, evaluate_embeddings
+from .probe import linear_probe_accuracy
 from .report_files import render_evaluation, write_evaluation
 from .triplet_error import triplet_error
 from .verification import (
@@ -68,14 +71,19 @@ def evaluate_run(
     calibrate_precision: float | None = None,
     tsne: bool = True,
     workers: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Embed the run's evaluation splits with its net and measure them (the protocol above):
     the test triplet error, every embedding metric (``evaluate_embeddings``) and a table of
     rows (the embedding, the raw inputs, a semi-supervised run's labelled samples). A
     calibration target writes threshold.json from training pairs; a saved threshold is then
     reported on the test pairs. Distances are the run's metric (cosine distance for cosine runs).
+
+    Everything runs on ``device`` (``auto``: a GPU when there is one): the net, the k-NN search,
+    the retrieval scores and the linear probes. The raw-input row is cached (``baseline_cache``).
     """
-    run = load_run(run_dir)
+    on = resolve_device(device)
+    run = load_run(run_dir, device=on)
     config, metric = run.config, run.spec.metric
     k = k or config.evaluation.k
     seed, pairs = config.optim.seed, config.evaluation.test_triplets
@@ -83,7 +91,7 @@ def evaluate_run(
     protocol = Protocol.of(data)
 
     def embedded(part: LabelledArray) -> Embedded:
-        return embed_split(run.model, part, run.prepare, workers=workers)
+        return embed_split(run.model, part, run.prepare, device=on, workers=workers)
 
     queries = embedded(protocol.queries)
     gallery = embedded(protocol.gallery) if protocol.gallery is not None else None
@@ -107,14 +115,17 @@ def evaluate_run(
         threshold=saved["distance_threshold"] if saved else None,
         seed=seed,
         metric=metric,
+        device=on,
     )
     rows = {"embedding": _row(evaluation.metrics, queries.embeddings.shape[1], k, protocol)}
     labelled = run.labelled()
     if labelled is not None and gallery is not None:  # few labels: 1-NN to the labelled samples
         at = np.searchsorted(gallery.kept, labelled[np.isin(labelled, gallery.kept)])
-        rows["labelled"] = _classification(gallery.embeddings[at], gallery.labels[at], queries, 1)
+        rows["labelled"] = _classification(
+            gallery.embeddings[at], gallery.labels[at], queries, 1, on
+        )
     if raw_baseline and _raw_is_affordable(protocol):
-        rows["raw"] = _raw_row(run, protocol, k, pairs, seed)
+        rows["raw"] = _raw_row(run, protocol, k, pairs, seed, on)
     triplets = fixed_test_triplets(queries.labels, pairs, seed)
     history_path = out / HISTORY
     history = read_json(history_path) if history_path.is_file() else []
@@ -219,9 +230,26 @@ def _raw_is_affordable(protocol: Protocol) -> bool:
     return files <= RAW_BASELINE_LIMIT
 
 
-def _raw_row(run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int) -> dict[str, Any]:
-    """The same measures on the normalised raw inputs (Euclidean), the baseline."""
+def _raw_row(
+    run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int, device: torch.device
+) -> dict[str, Any]:
+    """The same measures on the normalised raw inputs (Euclidean), the baseline: computed once
+    per dataset, protocol and options, then read from the cache (``baseline_cache``)."""
+    parts = {"queries": protocol.queries, "gallery": protocol.gallery}
+    options = {
+        "protocol": protocol.name,
+        "k": k,
+        "pairs": pairs,
+        "seed": seed,
+        "normalizer": run.spec.normalizer.to_dict(),
+        **{name: data_identity(p.x, p.y) for name, p in parts.items() if p is not None},
+    }
+    return cached_row(options, lambda: _raw_measures(run, protocol, k, pairs, seed, device))[0]
 
+
+def _raw_measures(
+    run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int, device: torch.device
+) -> dict[str, Any]:
     def raw(part: LabelledArray) -> Embedded:
         return embed_split(nn.Flatten(), part, run.prepare)
 
@@ -229,19 +257,25 @@ def _raw_row(run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int)
     gallery = raw(protocol.gallery) if protocol.gallery is not None else None
     dim = int(queries.embeddings.shape[1])
     if protocol.fit_on is not None and gallery is not None:
-        return _classification(gallery.embeddings, gallery.labels, queries, k)
-    evaluation = _measure(queries, gallery, k=k, pairs=pairs, linear_probe=False, seed=seed)
+        return _classification(gallery.embeddings, gallery.labels, queries, k, device)
+    evaluation = _measure(
+        queries, gallery, k=k, pairs=pairs, linear_probe=False, seed=seed, device=device
+    )
     return _row(evaluation.metrics, dim, k, protocol)
 
 
 def _classification(
-    train_x: np.ndarray, train_y: np.ndarray, test: Embedded, k: int
+    train_x: np.ndarray, train_y: np.ndarray, test: Embedded, k: int, device: torch.device
 ) -> dict[str, Any]:
     return {
         "dim": int(np.prod(train_x.shape[1:])),
         "k": k,
-        "linear_accuracy": linear_probe_accuracy(train_x, train_y, test.embeddings, test.labels),
-        "knn_accuracy": knn_accuracy(train_x, train_y, test.embeddings, test.labels, k),
+        "linear_accuracy": linear_probe_accuracy(
+            train_x, train_y, test.embeddings, test.labels, device=device
+        ),
+        "knn_accuracy": knn_accuracy(
+            train_x, train_y, test.embeddings, test.labels, k, device=device
+        ),
     }
 
 

@@ -19,31 +19,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from .inputs import EvaluationInputError, labelled
-from .neighbours import knn_search
+from .neighbours import as_rows, eval_device, knn_chunks
 
 DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
 
 
 @dataclass
 class RetrievalResults:
-    """The top-k neighbours of every query and what is needed to score them."""
+    """The nearest neighbours of every query, the per-query scores computed from its top ``k``
+    (``k``: what the metrics needed), and what is needed to score them."""
 
-    ids: np.ndarray  # (N, k) gallery rows, nearest first
-    distances: np.ndarray  # (N, k) L2 distances
+    ids: np.ndarray  # (N, kept) gallery rows, nearest first (kept <= k: for votes and figures)
+    distances: np.ndarray  # (N, kept) L2 distances
     query_labels: np.ndarray  # (N,)
     gallery_labels: np.ndarray  # (M,)
     relevant: np.ndarray  # (N,) R: relevant gallery items per query
+    scores: dict[str, np.ndarray]  # metric -> (scored queries,) values, from the top k
+    k: int  # neighbours searched per query
     same_set: bool = False
     recall_ks: tuple[int, ...] = field(default=DEFAULT_RECALL_KS)
 
-    @property
-    def k(self) -> int:
-        return int(self.ids.shape[1])
-
     def hits_of(self, rows: slice | np.ndarray) -> np.ndarray:
-        """The hits of the given query rows only."""
+        """The hits among the kept neighbours of the given query rows only."""
         return self.gallery_labels[self.ids[rows]] == self.query_labels[rows, None]
 
     @property
@@ -61,40 +61,7 @@ class RetrievalResults:
 
         R-Precision and MAP@R are left out when k is smaller than the largest R.
         """
-        rows = np.flatnonzero(self.scored)
-        with_r = self.relevant[rows].max(initial=0) <= self.k  # R-Precision, MAP@R need the top R
-        names = ["precision_at_1", "mean_average_precision", "mean_reciprocal_rank"]
-        names += ["r_precision", "map_at_r"] if with_r else []
-        names += [f"{m}_at_{k}" for k in self.recall_ks for m in ("recall", "precision")]
-        scores = {name: np.empty(len(rows)) for name in names}
-        block = max(1, 2**20 // self.k)  # rows at a time: the (block, k) arrays stay in cache
-        for start in range(0, len(rows), block):
-            part = slice(start, start + block)
-            for name, values in self._block_scores(rows[part], with_r).items():
-                scores[name][part] = values
-        return scores
-
-    def _block_scores(self, rows: np.ndarray, with_r: bool) -> dict[str, np.ndarray]:
-        hits, relevant = self.hits_of(rows), self.relevant[rows]
-        ranks = np.arange(1, self.k + 1)
-        correct = np.cumsum(hits, axis=1, dtype=np.int64)  # hits among the first i
-        weighted = np.where(hits, correct / ranks, 0.0)  # P(i) h_i
-        first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
-        scores = {
-            "precision_at_1": hits[:, 0].astype(np.float64),
-            "mean_average_precision": weighted.sum(axis=1) / relevant,
-            "mean_reciprocal_rank": 1.0 / first,
-        }
-        if with_r:
-            at_r = np.take_along_axis(correct, relevant[:, None] - 1, axis=1)[:, 0]
-            scores["r_precision"] = at_r / relevant
-            scores["map_at_r"] = (
-                np.where(ranks <= relevant[:, None], weighted, 0.0).sum(1) / relevant
-            )
-        for k in self.recall_ks:
-            scores[f"recall_at_{k}"] = (correct[:, k - 1] > 0).astype(np.float64)
-            scores[f"precision_at_{k}"] = correct[:, k - 1] / k
-        return scores
+        return self.scores
 
     def summary(self, per_query: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """Mean of each metric over the scored queries, with the counts behind it
@@ -112,6 +79,41 @@ class RetrievalResults:
         }
 
 
+def hit_scores(
+    hits: torch.Tensor, relevant: torch.Tensor, recall_ks: tuple[int, ...], with_r: bool
+) -> dict[str, torch.Tensor]:
+    """Every retrieval metric (module docstring) of each row of ``hits`` (Q, k), given the
+    relevant counts R (Q,), all R >= 1; in float64, on the tensors' device."""
+    ranks = torch.arange(1, hits.shape[1] + 1, device=hits.device, dtype=torch.float64)
+    correct = hits.cumsum(1)  # hits among the first i
+    weighted = torch.where(hits, correct / ranks, 0.0)  # P(i) h_i
+    first = (hits.to(torch.uint8).argmax(1) + 1).to(torch.float64)
+    first = torch.where(hits.any(1), first, torch.inf)
+    relevant = relevant.to(torch.float64)
+    scores = {
+        "precision_at_1": hits[:, 0].to(torch.float64),
+        "mean_average_precision": weighted.sum(1) / relevant,
+        "mean_reciprocal_rank": 1.0 / first,
+    }
+    if with_r:
+        at_r = correct.gather(1, relevant.long()[:, None] - 1)[:, 0]
+        scores["r_precision"] = at_r / relevant
+        scores["map_at_r"] = (
+            torch.where(ranks <= relevant[:, None], weighted, 0.0).sum(1) / relevant
+        )
+    for K in recall_ks:
+        scores[f"recall_at_{K}"] = (correct[:, K - 1] > 0).to(torch.float64)
+        scores[f"precision_at_{K}"] = correct[:, K - 1] / K
+    return scores
+
+
+def score_names(recall_ks: tuple[int, ...], with_r: bool) -> list[str]:
+    """The metrics ``hit_scores`` returns, in order."""
+    names = ["precision_at_1", "mean_average_precision", "mean_reciprocal_rank"]
+    names += ["r_precision", "map_at_r"] if with_r else []
+    return names + [f"{m}_at_{K}" for K in recall_ks for m in ("recall", "precision")]
+
+
 def retrieve(
     queries: Any,
     query_labels: Any,
@@ -120,6 +122,7 @@ def retrieve(
     k: int | None = None,
     recall_ks: tuple[int, ...] | None = None,
     at_least: int = 1,
+    device: torch.device | str | None = None,
 ) -> RetrievalResults:
     """Search the gallery for every query and return the ``RetrievalResults``.
 
@@ -128,6 +131,9 @@ def retrieve(
     the largest R and the largest K of Recall@K. ``recall_ks`` defaults to 1, 2, 4, ..., 32, up
     to the number of gallery candidates; a K asked for explicitly must fit in the gallery.
     ``at_least`` raises the default k (capped by the gallery), e.g. for a k-NN vote or a figure.
+
+    The search and the scores run on ``device`` (default cpu), a chunk of queries at a time;
+    only the first max(``at_least``, largest Recall@K) neighbours are kept in the results.
     """
     queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
     same_set = gallery is None
@@ -157,10 +163,49 @@ def retrieve(
         raise EvaluationInputError(
             f"k = {k} is smaller than the largest Recall@K ({max(recall_ks)})"
         )
-    distances, ids = knn_search(queries, gallery, k, exclude_self=same_set)
+    kept = min(k, max(at_least, max(recall_ks)))
+    ids, distances, scores = _search_and_score(
+        queries, gallery, query_labels, gallery_labels, relevant, k, kept, same_set, recall_ks,
+        eval_device(device),
+    )  # fmt: skip
     return RetrievalResults(
-        ids, distances, query_labels, gallery_labels, relevant, same_set, tuple(recall_ks)
+        ids, distances, query_labels, gallery_labels, relevant, scores, k, same_set, recall_ks
     )
+
+
+def _search_and_score(
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    relevant: np.ndarray,
+    k: int,
+    kept: int,
+    same_set: bool,
+    recall_ks: tuple[int, ...],
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The kept neighbours (ids, distances) of every query and the scores of the scored ones."""
+    scored = relevant > 0
+    with_r = int(relevant[scored].max(initial=0)) <= k  # R-Precision, MAP@R need the top R
+    names = score_names(recall_ks, with_r)
+    scores = {name: np.empty(int(scored.sum())) for name in names}
+    ids = np.empty((len(queries), kept), dtype=np.int64)
+    distances = np.empty((len(queries), kept), dtype=np.float32)
+    q, g = as_rows(queries, device), as_rows(gallery, device)
+    q_labels = torch.as_tensor(query_labels, device=device)
+    g_labels = torch.as_tensor(gallery_labels, device=device)
+    r = torch.as_tensor(relevant, device=device)
+    done = 0  # scored queries before this chunk
+    for rows, squared, found in knn_chunks(q, g, k, same_set):
+        ids[rows] = found[:, :kept].cpu().numpy()
+        distances[rows] = squared[:, :kept].sqrt().cpu().numpy()
+        keep = r[rows] > 0
+        hits = g_labels[found[keep]] == q_labels[rows][keep, None]
+        for name, values in hit_scores(hits, r[rows][keep], recall_ks, with_r).items():
+            scores[name][done : done + len(values)] = values.cpu().numpy()
+        done += int(keep.sum())
+    return ids, distances, scores
 
 
 def _relevant_counts(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:

@@ -11,14 +11,14 @@ gallery) and Recall@1 / MAP@R of the changed queries against the clean gallery.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..data import DatasetSplits, ImageFiles, LabelledArray
 from ..errors import TripletnetError
-from ..evaluation.classify import fit_linear_probe, vote
+from ..evaluation.classify import vote
+from ..evaluation.probe import LinearProbe, fit_linear_probe
 from ..evaluation.retrieval import RetrievalResults, retrieve
 from ..evaluation.retrieval_grid import spread_queries
 from ..models import channels_last
@@ -80,7 +80,7 @@ class Gallery:
     features: np.ndarray
     labels: np.ndarray
     k: int
-    probe: Any | None  # a fitted scikit-learn classifier, or None (raw pixels: k-NN only)
+    probe: LinearProbe | None  # the fitted linear probe, or None (raw pixels: k-NN only)
 
     def measure(self, features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """k-NN and linear-probe accuracy, Recall@1 and MAP@R of these query features."""
