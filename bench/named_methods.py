@@ -34,7 +34,7 @@ CONFIGS = {
     "multi-similarity": MS,
     "multi-similarity + TCM": [*MS, "--tcm-weight", "1"],
     "multi-similarity + Metrix (feature)": [*MS, "--mixup", "feature"],
-    "multi-similarity + energy confusion": [*MS, "--energy-weight", "0.1"],
+    "multi-similarity + energy confusion": [*MS, "--energy-weight", "0.13"],
     "arcface": ["--loss", "arcface"],
     "elasticface-arc": ["--loss", "elasticface-arc"],
 }

@@ -119,21 +119,30 @@ def test_regularized_adds_the_weighted_terms_and_keeps_proxies() -> None:
 # --- energy confusion (Chen & Deng 2019) ----------------------------------------------------
 
 
+def _pair_energy(f: torch.Tensor, g: torch.Tensor, y: torch.Tensor, gy: torch.Tensor, same: bool):
+    """Each pair's 0.5 ||f_i - g_j||^2, written plainly (self-pairs left out when g is f)."""
+    return [
+        0.5 * float(((f[i] - g[j]) ** 2).sum())
+        for i in range(len(f))
+        for j in range(len(g))
+        if (y[i] == gy[j]) == same and not (g is f and i == j)
+    ]
+
+
 @pytest.mark.parametrize("normalize", [True, False])
-def test_energy_confusion_is_the_mean_energy_of_negative_pairs(normalize: bool) -> None:
+def test_energy_confusion_is_the_log_of_the_weighted_pair_energy(normalize: bool) -> None:
+    """The authors' layer: pairs weighted by 1 / (their kind's count), log E minimised."""
     x, y = data(14, 3)
     f = F.normalize(x, dim=1) if normalize else x
-    energies = [
-        float(((f[i] - f[j]) ** 2).sum()) for i in range(14) for j in range(14) if y[i] != y[j]
-    ]
+    same, different = _pair_energy(f, f, y, y, True), _pair_energy(f, f, y, y, False)
+    expected = math.log(sum(same) / len(same) + sum(different) / len(different))
     value = losses.EnergyConfusion(normalize=normalize)(x, y)
-    assert math.isclose(float(value), sum(energies) / len(energies), rel_tol=1e-9)
+    assert math.isclose(float(value), expected, rel_tol=1e-7)
     ref, ref_y = data(5, 3, seed=3)
-    with_ref = losses.EnergyConfusion(normalize=False)(x, y, ref, ref_y)
-    cross = [
-        float(((x[i] - ref[j]) ** 2).sum()) for i in range(14) for j in range(5) if y[i] != ref_y[j]
-    ]
-    assert math.isclose(float(with_ref), sum(cross) / len(cross), rel_tol=1e-9)
+    with_ref = losses.EnergyConfusion()(x, y, ref, ref_y)
+    same, different = _pair_energy(x, ref, y, ref_y, True), _pair_energy(x, ref, y, ref_y, False)
+    cross = sum(same) / len(same) + sum(different) / len(different)
+    assert math.isclose(float(with_ref), math.log(cross), rel_tol=1e-7)
 
 
 # --- ElasticFace (Boutros et al. 2022) ------------------------------------------------------

@@ -6,7 +6,7 @@ sample and step from N(m, sigma^2) instead of fixed,
 
 and the "+" variants, which sort the drawn margins by difficulty: the sample with the smallest
 cos(theta_y) (the hardest) gets the largest margin. The paper's settings (s = 64): Arc m = 0.5,
-sigma = 0.05 (Arc+ sigma = 0.0175); Cos m = 0.35, sigma = 0.05 (Cos+ sigma = 0.025).
+sigma = 0.05 (Arc+ sigma = 0.0175); Cos m = 0.35, sigma = 0.05 (Cos+ sigma = 0.02).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class ElasticArcFaceLoss(ElasticMargin, ArcFaceLoss):
 
 
 class ElasticCosFaceLoss(ElasticMargin, CosFaceLoss):
-    """ElasticFace-Cos: m = 0.35, sigma = 0.05, s = 64 (``plus=True``: use sigma = 0.025)."""
+    """ElasticFace-Cos: m = 0.35, sigma = 0.05, s = 64 (``plus=True``: use sigma = 0.02)."""
 
     def __init__(
         self,

@@ -1,13 +1,21 @@
 """Energy confusion regulariser (Chen & Deng, "Energy Confused Adversarial Metric Learning for
-Zero-Shot Image Retrieval and Clustering", AAAI 2019, ECAML):
+Zero-Shot Image Retrieval and Clustering", AAAI 2019, ECAML), after the authors' Caffe layer
+(chenbinghui1/ECAML, src/energy_confusion.cpp):
 
-    L_ec = (1 / |N|) sum_{(i, j) in N} ||f_i - f_j||^2        (N: the different-class pairs)
+    E = 1/2 mean_{(i, j) same class} ||f_i - f_j||^2 + 1/2 mean_{(i, j) different class} ||f_i - f_j||^2
+    L_ec = log E
 
-the energy of the different-class pairs, which a metric loss pushes up and this term pulls
-down: an adversary that "confuses" the metric on the seen classes so that it does not over-fit
-them (the paper's remedy for zero-shot retrieval). The embeddings are L2-normalised first
-(``normalize``, as the paper's unit-sphere features), so the energy is 2 - 2 cos and bounded.
-Add it to a base loss with :class:`.Regularized` (the paper's total: L_metric + lambda L_ec).
+Each pair's energy 0.5 ||f_i - f_j||^2 is weighted by 1 / (the batch's number of same-class,
+or of different-class, pairs), and the layer's gradient is divided by E: it minimises log E.
+Minimising it pulls every pair together, the "confusion" that a metric loss (pushing
+different classes apart) plays against, so that the metric does not over-fit the seen classes.
+Add it to a base loss with :class:`.Regularized` (the paper's total: L_metric + lambda L_ec;
+their Cars-196 example uses lambda = 0.13).
+
+Where this differs from the authors' layer: it sums over every pair of the batch rather than 10
+random partners per sample (the same expectation, without the sampling noise), and its gradient
+reaches the whole net (theirs is applied to a branch of the embedding layer). Features are
+used as they come, as in their layer; ``normalize=True`` puts them on the unit sphere first.
 """
 
 from __future__ import annotations
@@ -21,9 +29,9 @@ from .base import MetricLoss
 
 
 class EnergyConfusion(MetricLoss):
-    """The mean squared distance of the different-class pairs (0 when the batch has none)."""
+    """log of the mean same-class and different-class pair energies (0 without pairs)."""
 
-    def __init__(self, normalize: bool = True) -> None:
+    def __init__(self, normalize: bool = False) -> None:
         super().__init__("mean")
         self.normalize = normalize
 
@@ -31,6 +39,9 @@ class EnergyConfusion(MetricLoss):
         x, y = batch.embeddings, batch.ref_emb
         if self.normalize:
             x, y = F.normalize(x, dim=1, eps=EPS), F.normalize(y, dim=1, eps=EPS)
-        energy = pairwise_squared_euclidean(x, None if batch.exclude_self else y)
-        negative = batch.masks().negative
-        return torch.where(negative, energy, 0.0).sum() / negative.sum().clamp_min(1)
+        energy = 0.5 * pairwise_squared_euclidean(x, None if batch.exclude_self else y)
+        masks = batch.masks()
+        total = energy.new_zeros(())
+        for mask in (masks.positive, masks.negative):
+            total = total + torch.where(mask, energy, 0.0).sum() / mask.sum().clamp_min(1)
+        return torch.log(total + EPS)

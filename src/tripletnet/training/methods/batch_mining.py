@@ -49,7 +49,7 @@ PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
     "elasticface-arc": losses.ElasticArcFaceLoss,
     "elasticface-cos": losses.ElasticCosFaceLoss,
     "elasticface-arc-plus": partial(losses.ElasticArcFaceLoss, sigma=0.0175, plus=True),
-    "elasticface-cos-plus": partial(losses.ElasticCosFaceLoss, sigma=0.025, plus=True),
+    "elasticface-cos-plus": partial(losses.ElasticCosFaceLoss, sigma=0.02, plus=True),
 }
 LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
 MINERS: dict[str, type[mining.Miner]] = {
