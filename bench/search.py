@@ -14,23 +14,29 @@ D-dimensional Gaussian, a much harder case (within a blob, neighbours are nearly
 Queries are fresh draws from the same blobs.
 Recall@10 is |approximate top-10 ∩ exact top-10| / 10, averaged over the queries; QPS is the
 number of queries over the wall time of one batched ``search`` call (same threads for all kinds).
-Memory is the growth of the process's resident set while the index is built (vectors, graph
+Every index is built and saved to a temporary folder in one forked process, then loaded and
+searched in a fresh one, as ``tripletnet serve`` serves it. Memory is the growth of that
+process's resident set from before the load to after each setting's searches (vectors, graph
 or codes, plus the per-item metadata of tripletnet's SearchIndex), split into private memory
-(anonymous pages: what the process must hold) and file pages mapped in (page cache, which the
-OS drops under pressure). ``ivfpq-refine`` keeps the exact vectors beside the PQ codes and
-re-ranks ``refine`` x k candidates by exact distance; it is built, saved to a temporary folder
-and measured as the service serves it with ``--mmap``: loaded memory-mapped (codes and stored
-vectors read from disk on demand), so its memory is what the load and the searches add.
+(anonymous pages) and pages of mapped files (RssFile + RssShmem: the page cache a memory-mapped
+index has touched); "total MB" counts both, every resident page, and "mem x" divides it by the
+exact index's. A fresh process per load means no memory freed earlier is reused unseen.
+``ivfpq-refine-STORE`` keeps the vectors beside the PQ codes (``--refine-store``: sq8, float16
+or float32) and re-ranks ``refine`` x k candidates by their distance to those; it is loaded
+memory-mapped, as ``serve --mmap`` does (codes and stored vectors read on demand); the others
+are read into memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -39,9 +45,11 @@ from tripletnet.search import SearchIndex
 
 
 def rss_mb() -> tuple[float, float]:
-    """(private, file-backed) resident memory in MB, from /proc/self/status."""
+    """(private, mapped) resident memory in MB, from /proc/self/status: anonymous pages, and
+    pages of mapped files (RssFile, plus RssShmem for files on a tmpfs such as /tmp)."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return tuple(int(fields[name].split()[0]) / 1024 for name in ("RssAnon", "RssFile"))  # type: ignore[return-value]
+    kb = {name: int(fields[name].split()[0]) for name in ("RssAnon", "RssFile", "RssShmem")}
+    return kb["RssAnon"] / 1024, (kb["RssFile"] + kb["RssShmem"]) / 1024
 
 
 @dataclass
@@ -113,6 +121,13 @@ def main() -> None:
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--refine", type=int, nargs="+", default=[6, 8], help="ivfpq-refine")
     parser.add_argument(
+        "--refine-store",
+        nargs="+",
+        default=["sq8"],
+        choices=["sq8", "float16", "float32"],
+        help="ivfpq-refine: how the re-ranking vectors are kept (one build each)",
+    )
+    parser.add_argument(
         "--kinds",
         nargs="+",
         default=["exact", "hnsw", "ivfpq", "ivfpq-refine"],
@@ -133,43 +148,73 @@ def main() -> None:
          [{"ef_search": ef} for ef in args.ef_search]),
         ("ivfpq", {"nlist": args.nlist, "m": args.pq_m, "nbits": 8},
          [{"nprobe": p} for p in args.nprobe]),
-        ("ivfpq-refine", {"nlist": args.nlist, "m": args.pq_m, "nbits": 8, "refine": 1},
-         [{"nprobe": p, "refine": r} for p in args.nprobe for r in args.refine]),
+        *((f"ivfpq-refine-{store}", {"nlist": args.nlist, "m": args.pq_m, "nbits": 8, "refine": 1},
+           [{"nprobe": p, "refine": r} for p in args.nprobe for r in args.refine])
+          for store in args.refine_store),
     ]  # fmt: skip
     chosen = {"exact", *args.kinds}
     truth: np.ndarray | None = None
-    exact_qps = 0.0
-    print(f"{'kind':<12} {'setting':<18} {'build s':>8} {'private MB':>10} {'mapped MB':>9} "
-          f"{'QPS':>8} {'x exact':>8} {'recall@10':>9}")  # fmt: skip
+    exact_qps = exact_memory = 0.0
+    print(f"{'kind':<20} {'setting':<18} {'build s':>8} {'private MB':>10} {'mapped MB':>9} "
+          f"{'total MB':>8} {'mem x':>6} {'QPS':>8} {'x exact':>8} {'recall@10':>9}")  # fmt: skip
+    DATA.update(vectors=vectors, queries=queries)  # forked children inherit them
     for kind, build_params, settings in kinds:
-        if kind not in chosen:
+        if ("ivfpq-refine" if kind.startswith("ivfpq-refine") else kind) not in chosen:
             continue
-        gc.collect()
-        before = rss_mb()
-        start = time.perf_counter()
-        index = SearchIndex(args.dim, kind.split("-")[0], params=build_params)
-        index.add(vectors)
-        build = time.perf_counter() - start
+        store = kind.split("-")[2] if kind.startswith("ivfpq-refine-") else "sq8"
         with tempfile.TemporaryDirectory(prefix="bench-search-") as folder:
-            if kind == "ivfpq-refine":  # served from disk: measure what loading it adds
-                index.save(folder)
-                del index
-                gc.collect()
-                before = rss_mb()
-                index = SearchIndex.load(folder, mmap=True)
-            for setting in settings:
-                if setting:
-                    index.set_search_params(**setting)
-                found, seconds = top_ids(index, queries, args.k)
+            build = in_child(build_and_save, kind.split("-")[0], build_params, store, folder)
+            mmap = kind.startswith("ivfpq-refine")  # served from disk, as serve --mmap does
+            for setting, found, seconds, private, mapped in in_child(
+                load_and_search, folder, mmap, settings, args.k
+            ):
                 qps = len(queries) / seconds
                 if truth is None:
                     truth, exact_qps = found, qps
-                private, mapped = (now - then for now, then in zip(rss_mb(), before, strict=True))
+                total = private + mapped  # every resident page loading and searching added
+                exact_memory = exact_memory or total
                 name = ",".join(f"{key}={value}" for key, value in setting.items()) or "-"
-                print(f"{kind:<12} {name:<18} {build:>8.1f} {private:>10.0f} {mapped:>9.0f} "
-                      f"{qps:>8.0f} {qps / exact_qps:>8.1f} {recall(found, truth):>9.3f}",
-                      flush=True)  # fmt: skip
-            del index
+                print(f"{kind:<20} {name:<18} {build:>8.1f} {private:>10.0f} {mapped:>9.0f} "
+                      f"{total:>8.0f} {total / exact_memory:>6.2f} {qps:>8.0f} "
+                      f"{qps / exact_qps:>8.1f} {recall(found, truth):>9.3f}", flush=True)  # fmt: skip
+
+
+DATA: dict[str, np.ndarray] = {}  # the vectors and queries, set before any child is forked
+
+
+def in_child(work: Any, *args: Any) -> Any:
+    """``work(*args)`` in a forked process: a fresh heap, so memory freed by earlier work
+    (another kind, or the build) is not reused and hidden from the resident-set growth."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(work, args)
+
+
+def build_and_save(kind: str, params: dict[str, int], store: str, folder: str) -> float:
+    """Build time in seconds (the save is not counted)."""
+    start = time.perf_counter()
+    index = SearchIndex(DATA["vectors"].shape[1], kind, params=params, refine_store=store)
+    index.add(DATA["vectors"])
+    seconds = time.perf_counter() - start
+    index.save(folder)
+    return seconds
+
+
+def load_and_search(
+    folder: str, mmap: bool, settings: list[dict[str, int]], k: int
+) -> list[tuple[dict[str, int], np.ndarray, float, float, float]]:
+    """Per setting: the found ids, the search's seconds and the (private, mapped) MB that
+    loading the index and every search so far added to the resident set."""
+    gc.collect()
+    before = rss_mb()
+    index = SearchIndex.load(folder, mmap=mmap)
+    out = []
+    for setting in settings:
+        if setting:
+            index.set_search_params(**setting)
+        found, seconds = top_ids(index, DATA["queries"], k)
+        private, mapped = (now - then for now, then in zip(rss_mb(), before, strict=True))
+        out.append((setting, found, seconds, private, mapped))
+    return out
 
 
 if __name__ == "__main__":

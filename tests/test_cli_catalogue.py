@@ -516,6 +516,14 @@ CATALOGUE: list[tuple[str, str]] = [
     ),
     ("index build {w}/run --dataset digits --refine 4 --out {out}", "--refine re-ranks"),
     ("index build {w}/run --dataset digits --kind ivfpq --refine 0 --out {out}", "--refine"),
+    (
+        "index build {w}/run --dataset digits --kind ivfpq --refine 4 --refine-store int4 --out {out}",
+        "'int4' is not one of 'sq8', 'float16', 'float32'",
+    ),
+    (
+        "index build {w}/run --dataset digits --kind ivfpq --refine-store sq8 --out {out}",
+        "--refine-store says how --refine keeps vectors",
+    ),
     ("index build {w}/run --images {w}/bad/images_bomb --out {out}", "bomb.png"),
     ("index build {w}/run --images {w}/bad/images_text --out {out}", "text.png"),
     ("index build {w}/run --images {w}/bad/images_truncated --out {out}", "truncated.png"),

@@ -45,7 +45,12 @@ def index_command() -> None:
 @click.option(
     "--refine",
     type=click.IntRange(min=1),
-    help="ivfpq: keep the exact vectors and re-rank REFINE * k candidates by exact distance.",
+    help="ivfpq: keep the vectors and re-rank REFINE * k candidates by their distance.",
+)
+@click.option(
+    "--refine-store",
+    type=click.Choice(["sq8", "float16", "float32"]),
+    help="How --refine keeps the vectors: sq8 (1 byte a value, default), float16, float32 (exact).",
 )
 @click.option("--out", required=True, type=_folder, help="Index folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace the index in --out.")
@@ -60,12 +65,14 @@ def build_command(
     labels: Path | None,
     kind: str,
     refine: int | None,
+    refine_store: str | None,
     out: Path,
     overwrite: bool,
 ) -> None:
     """Embed a collection with RUN_DIR's model and write a searchable index folder."""
     from ..search import Embedder, build_index, from_dataset, from_images, from_vectors
     from ..search.store import prepare_index_folder
+    from ..search.vectors import DEFAULT_STORE
 
     if sum(source is not None for source in (dataset, images, vectors)) != 1:
         raise click.UsageError("give exactly one of --dataset, --images or --vectors")
@@ -73,6 +80,8 @@ def build_command(
         raise click.UsageError("--labels goes with --vectors")
     if refine is not None and kind != "ivfpq":
         raise click.UsageError("--refine re-ranks a compressed index: use it with --kind ivfpq")
+    if refine_store is not None and refine is None:
+        raise click.UsageError("--refine-store says how --refine keeps vectors: give --refine")
     prepare_index_folder(out, overwrite)
     embedder = Embedder.from_run(run_dir)
     if dataset is not None:
@@ -82,7 +91,8 @@ def build_command(
     else:
         assert vectors is not None
         collection = from_vectors(embedder, vectors, labels)
-    index = build_index(embedder, collection, kind, None if refine is None else {"refine": refine})
+    params = None if refine is None else {"refine": refine}
+    index = build_index(embedder, collection, kind, params, refine_store or DEFAULT_STORE)
     index.save(out)
     click.echo(f"indexed {len(index)} items ({kind}, dim {index.dim}) in {out}")
 

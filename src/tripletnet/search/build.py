@@ -16,6 +16,7 @@ from ..runs.data import embed_split, load_data
 from .embedder import Embedder
 from .images import read_image
 from .index import SearchIndex, check_label
+from .vectors import DEFAULT_STORE
 
 
 @dataclass
@@ -121,9 +122,12 @@ def build_index(
     collection: Collection,
     kind: str = "exact",
     params: dict[str, int] | None = None,
+    refine_store: str = DEFAULT_STORE,
 ) -> SearchIndex:
     """Embed nothing more: put the collection's vectors and metadata into a new index."""
-    index = SearchIndex(embedder.dim, kind, embedder.ref, params, metric=embedder.metric)
+    index = SearchIndex(
+        embedder.dim, kind, embedder.ref, params, metric=embedder.metric, refine_store=refine_store
+    )
     index.class_names = collection.class_names or list(embedder.run.spec.class_names)
     index.add(collection.vectors, collection.labels, collection.sources, collection.thumbnails)
     return index

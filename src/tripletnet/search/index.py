@@ -6,8 +6,9 @@ Kinds, chosen by name (FAISS factory strings in brackets):
 - ``hnsw``:  a graph of M neighbours per vector [HNSW32]; approximate, fast at any N.
 - ``ivfpq``: an inverted file of ``nlist`` k-means cells, vectors compressed by product
   quantisation to ``m`` codes of ``nbits`` bits [IVF{nlist},PQ{m}x{nbits}]; approximate, small,
-  trained on the first vectors added. With ``refine`` R > 0 it also keeps the exact vectors
-  (``vectors.npy``) and re-ranks its R * k candidates by their exact distance.
+  trained on the first vectors added. With ``refine`` R > 0 it also keeps the vectors
+  (``vectors.npy``; ``refine_store`` sq8 (default, 1 byte a value), float16 or float32, see
+  :mod:`.vectors`) and re-ranks its R * k candidates by their distance to those.
 
 A search can be restricted by a :class:`~.filters.Filter` (labels, metadata fields): FAISS
 skips the other ids (an ``IDSelectorBatch`` in the search parameters), and where the
@@ -41,8 +42,8 @@ from ..files import load_npy, read_json_object
 from .filters import Filter, Scalar, check_metadata
 from .locking import ReadWriteLock
 from .store import IndexFolderError, current_version, write_version
+from .vectors import DEFAULT_STORE, StoredVectors, check_store
 from .vectors import FILE as VECTORS_FILE
-from .vectors import StoredVectors
 
 KINDS = ("exact", "hnsw", "ivfpq")
 METRICS = ("euclidean", "cosine")
@@ -56,7 +57,7 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
 EXHAUSTIVE_BELOW = 4096  # a filter that allows fewer items is searched exhaustively
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 40 bytes less per item (40 MB a million)
 class Item:
     """What the index knows about one vector besides the vector itself."""
 
@@ -103,6 +104,17 @@ def _search(index: Any, queries: np.ndarray, k: int, params: Any) -> tuple[np.nd
     return result
 
 
+def _drop_precomputed_table(index: Any) -> None:
+    """Free an IVF-PQ's precomputed distance table (nlist x m x 256 floats: 32 MB for
+    IVF1024,PQ32), which FAISS rebuilds in memory when it reads an index: an index served
+    memory-mapped is meant to stay small, and without the table a search computes the few
+    probed cells' tables itself (nprobe x m x 256 values per query)."""
+    ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+    if hasattr(ivf, "precomputed_table"):
+        ivf.use_precomputed_table = -1
+        ivf.precomputed_table.resize(0)
+
+
 def check_label(label: object) -> int | None:
     """An item's label: None, or a whole number from 0 to MAX_LABEL (a float such as 3.7 or
     1e20 is refused, never truncated)."""
@@ -130,6 +142,7 @@ class SearchIndex:
         model: ModelRef | None = None,
         params: dict[str, int] | None = None,
         metric: str = "euclidean",
+        refine_store: str = DEFAULT_STORE,
     ) -> None:
         if metric not in METRICS:
             raise TripletnetError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
@@ -159,7 +172,8 @@ class SearchIndex:
         refine = self.params.get("refine", 0)
         if refine < 0:
             raise TripletnetError(f"refine must be 0 (off) or a factor of at least 1, got {refine}")
-        self._vectors = StoredVectors(dim) if refine else None
+        self.refine_store = check_store(refine_store)  # how re-ranking vectors are kept
+        self._vectors = StoredVectors(dim, store=refine_store) if refine else None
         self.read_only = False  # loaded memory-mapped
         self._lock = ReadWriteLock()
         self._save_lock = threading.Lock()
@@ -218,7 +232,9 @@ class SearchIndex:
         """Change ``ef_search`` (hnsw) or ``nprobe`` (ivfpq): the speed/recall trade-off."""
         allowed = {"hnsw": {"ef_search"}, "ivfpq": {"nprobe", "refine"}}.get(self.kind, set())
         if params.get("refine") and self._vectors is None:
-            raise TripletnetError("this index keeps no exact vectors: build it with refine > 0")
+            raise TripletnetError(
+                "this index keeps no vectors to re-rank with: build it with refine > 0"
+            )
         if set(params) - allowed:
             raise TripletnetError(
                 f"a {self.kind} index has no search parameter(s) {sorted(set(params) - allowed)}"
@@ -277,7 +293,7 @@ class SearchIndex:
             ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
             self._faiss.add_with_ids(vectors, ids)
             if self._vectors is not None:
-                self._vectors = self._vectors.added(ids, vectors)
+                self._vectors = self._vectors.added(ids, vectors, *self._cells(vectors))
             self.next_id += count
             self.changes += 1
             for row, item_id in enumerate(ids.tolist()):
@@ -288,6 +304,14 @@ class SearchIndex:
                 if thumbnails is not None:
                     self.thumbnails[item_id] = np.asarray(thumbnails[row], dtype=np.uint8)
         return ids
+
+    def _cells(self, vectors: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The inverted-file cells of vectors and how many there are (sq8 quantises by cell)."""
+        if self.refine_store != "sq8":
+            return None, 1
+        ivf: Any = faiss.extract_index_ivf(self._faiss)
+        _, cells = ivf.quantizer.search(vectors, 1)
+        return cells[:, 0].astype(np.int32), int(ivf.nlist)
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove the items with these ids (unknown ids are ignored); return how many went."""
@@ -445,6 +469,7 @@ class SearchIndex:
             "dim": self.dim,
             "metric": self.metric,
             "params": self.params,
+            **({"refine_store": self.refine_store} if self._vectors is not None else {}),
             "count": len(self.items),
             "next_id": self.next_id,
             "class_names": self.class_names,
@@ -495,7 +520,7 @@ class SearchIndex:
         if thumbs is not None:
             files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
         if stored is not None:
-            files[VECTORS_FILE] = stored.save
+            files.update(stored.files())
         here = root.resolve()
         based_on = self._read_from[1] if self._read_from and self._read_from[0] == here else None
         version = write_version(root, files, based_on)
@@ -538,7 +563,9 @@ class SearchIndex:
             )
         model = ModelRef(**manifest["model"]) if manifest.get("model") else None
         metric = manifest.get("metric", "euclidean")  # indexes before metrics: Euclidean
-        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"], metric)
+        # re-ranked indexes before refine_store kept float32 vectors
+        store = manifest.get("refine_store", "float32")
+        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"], metric, store)
         index._read_from = (root.resolve(), folder.name)
         index.next_id = int(manifest["next_id"])
         index.class_names = list(manifest.get("class_names", []))
@@ -557,6 +584,8 @@ class SearchIndex:
                 ) from None
             index._faiss = loaded
             index._tune(loaded)
+            if mmap and manifest["kind"] == "ivfpq":
+                _drop_precomputed_table(loaded)
         names = ("ids", "labels", "sources")
         if len({len(columns[name]) for name in names}) != 1:
             raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
@@ -568,7 +597,7 @@ class SearchIndex:
         index.read_only = mmap
         if index._vectors is not None:
             index._vectors = StoredVectors.load(
-                folder / VECTORS_FILE, np.asarray(columns["ids"], dtype=np.int64), mmap
+                folder, np.asarray(columns["ids"], dtype=np.int64), mmap, store
             )
             if (
                 len(index._vectors.ids) != len(index.items)
