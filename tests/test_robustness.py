@@ -166,7 +166,10 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_the_command_end_to_end_on_digits(digits_run: Path, tmp_path: Path) -> None:
+def test_the_command_end_to_end_on_digits(
+    digits_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tripletnet.robustness.report.CHUNK", 8)  # 30 attacked queries: 4 chunks
     out = tmp_path / "report"
     args = ["robustness", str(digits_run), "--out", str(out), "--queries", "60", "--gallery",
             "200", "--attack-queries", "30", "--eps", "0,0.1", "--pgd-steps", "3",

@@ -275,21 +275,21 @@ def _adversarial(
     centroids, classes = class_centroids(gallery.features, gallery.labels)
     clean_ids = gallery.search(embedder.embed(x), y).ids[:, : gallery.k]
     neighbours = torch.from_numpy(gallery.features[clean_ids])
-    targets = {
-        "knn": centroid_loss(embedder, centroids, classes, y),
-        "retrieval": neighbour_loss(embedder, neighbours),
-    }
+    targets: dict[str, Callable[[slice], Callable[[torch.Tensor], torch.Tensor]]] = {
+        "knn": lambda rows: centroid_loss(embedder, centroids, classes, y[rows]),
+        "retrieval": lambda rows: neighbour_loss(embedder, neighbours[rows]),
+    }  # each chunk of queries is attacked with its own queries' targets
     clean = model.measure(x, y)
     report: dict[str, Any] = {"eps": list(s.eps), "norm": s.norm, "queries": len(y)}
     shown = None
-    for target, loss in targets.items():
+    for target, loss_of in targets.items():
         report[target] = {}
         for name in ("fgsm", "pgd"):
             rows = []
             for eps in s.eps:
                 moved = torch.cat([
-                    attack(name, loss, x[i : i + CHUNK], eps, s.pgd_steps, s.norm, 0.0, 1.0)
-                    for i in range(0, len(x), CHUNK)
+                    attack(name, loss_of(rows), x[rows], eps, s.pgd_steps, s.norm, 0.0, 1.0)
+                    for rows in (slice(i, i + CHUNK) for i in range(0, len(x), CHUNK))
                 ])  # fmt: skip
                 rows.append(model.measure(moved, y))
                 if target == "knn" and name == "pgd" and eps == max(s.eps):
