@@ -2,7 +2,7 @@
 net with --augment-corruptions and with --adversarial fgsm, then `tripletnet robustness` on each.
 
     python bench/robustness_mnist.py --data-dir ../shared/data/mnist --out runs/robust \
-        --triplets 6400 [--parts train,report] [--report-args "--queries 500"]
+        --epochs 2 --triplets 64000 [--parts train,report] [--report-args "--queries 500"]
 
 Training goes through the library's ``train`` (the same as `tripletnet train` with the options
 printed below, without the evaluation that command runs after training); the reports are the
