@@ -631,6 +631,8 @@ CATALOGUE: list[tuple[str, str]] = [
     ("robustness {w}/run --queries 1", "--queries"),
     ("robustness {w}/run --pgd-steps 0", "--pgd-steps"),
     ("robustness {w}/run --stability-queries 0", "--stability-queries"),
+    ("robustness {w}/run --attack-queries 0", "--attack-queries"),
+    ("robustness {w}/run --gallery 1", "--gallery"),
     ("robustness {w}/run --baseline {w}/bad/empty_dir --out {out}", "not a finished"),
     ("robustness {w}/run --device tpu --out {out}", "tpu"),
 ]
