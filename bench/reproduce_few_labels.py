@@ -19,6 +19,8 @@ classifier in the embedding, and the wall time. Short runs on a CPU; the paper's
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ import torch
 
 from tripletnet.data import load_dataset
 from tripletnet.evaluation import knn_predict
-from tripletnet.runs import LABELLED, embed
+from tripletnet.runs import HISTORY, LABELLED, embed
 from tripletnet.training import TrainConfig, load_run, train
 
 
@@ -49,6 +51,30 @@ def run(config: TrainConfig, out: Path) -> tuple[float, float]:
     train(config, out, overwrite=True, show_progress=False)
     seconds = time.perf_counter() - started
     return seconds, labelled_nn_error(out, config.dataset, str(config.data_dir))
+
+
+def epoch_curve(folders: list[Path]) -> list[list[float]]:
+    """Each epoch's test error of 1-NN to the labelled samples, one list per run (the runs'
+    ``history.json``; only runs with some samples unlabelled log it)."""
+    curves = []
+    for folder in folders:
+        history = json.loads((folder / HISTORY).read_text())
+        curves.append([row.get("test_labelled_1nn_error", math.nan) for row in history])
+    return curves
+
+
+def print_curves(curves: dict[str, list[list[float]]]) -> None:
+    """A table of the mean (and per-run) error against epoch, one column per setting."""
+    names = list(curves)
+    print("\n| epoch | " + " | ".join(f"{name} (mean; per seed)" for name in names) + " |")
+    print("|---:|" + "---|" * len(names))
+    for epoch in range(max(len(runs[0]) for runs in curves.values())):
+        cells = []
+        for name in names:
+            errors = [100 * runs[epoch] for runs in curves[name] if epoch < len(runs)]
+            seeds = ", ".join(f"{e:.2f}" for e in errors)
+            cells.append(f"{statistics.mean(errors):.2f} % ({seeds})")
+        print(f"| {epoch + 1} | " + " | ".join(cells) + " |", flush=True)
 
 
 # (name, options): each row adds one of the authors' choices to the row before it
@@ -96,6 +122,12 @@ def main() -> None:
     parser.add_argument(
         "--milestones", default="30,60,90,120", help="Epochs of the step schedule's drops."
     )
+    parser.add_argument(
+        "--nesterov", action="store_true", help="Nesterov momentum (the authors' 'nag')."
+    )
+    parser.add_argument(
+        "--lr-schedule", choices=["cosine", "step"], default="cosine", help="step: --milestones."
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench-few-labels"))
     args = parser.parse_args()
 
@@ -109,6 +141,9 @@ def main() -> None:
         batch_size=args.batch_size,
         test_triplets=1000,
         steps_per_epoch=args.steps_per_epoch,
+        nesterov=args.nesterov,
+        lr_schedule=args.lr_schedule,
+        lr_milestones=args.milestones,
     )
     print(f"machine: torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| setting | 1-NN test error (mean +- std) | per seed | wall |\n|---|---:|---|---:|")
@@ -129,15 +164,18 @@ def main() -> None:
                 report(f"{name}, {labels}, {args.epochs} epochs", results)
             continue
         if args.experiment == "semi-supervised":
+            curves = {}
             for weight, name in ((1.0, "semi-supervised"), (0.0, "labelled samples alone")):
+                folders = [
+                    args.out / f"{name.split()[0]}-{per_class}-{seed}" for seed in args.seeds
+                ]
                 results = [
-                    run(
-                        TrainConfig.from_options(few, seed=seed, unlabelled_weight=weight),
-                        args.out / f"{name.split()[0]}-{per_class}-{seed}",
-                    )
-                    for seed in args.seeds
+                    run(TrainConfig.from_options(few, seed=seed, unlabelled_weight=weight), folder)
+                    for seed, folder in zip(args.seeds, folders, strict=True)
                 ]
                 report(f"{name}, {labels}, {args.epochs} epochs", results)
+                curves[name] = epoch_curve(folders)
+            print_curves(curves)
             continue
         for seed in args.seeds:
             pretrained = args.out / f"sc-pretrain-{seed}"

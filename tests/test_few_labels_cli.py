@@ -77,6 +77,17 @@ def test_semi_supervised_learns_from_few_digit_labels(tmp_path: Path) -> None:
     assert main([*args, "--batch-size", "64", "--out", str(out)]) == 0
     accuracy = read_json(out / "metrics.json")["classification"]["labelled"]["knn_accuracy"]
     assert accuracy > 0.5  # 1-NN on 50 labelled digits; chance is 0.1
+    # every epoch logs the same figure (the papers' curve); the last equals the evaluation's
+    curve = [row["test_labelled_1nn_error"] for row in read_json(out / "history.json")]
+    assert len(curve) == 6 and curve[-1] == pytest.approx(1 - accuracy, abs=1e-9)
+    assert "test_labelled_1nn_error" in (out / "epochs.csv").read_text().splitlines()[0]
+
+
+def test_fully_labelled_runs_log_no_labelled_error(tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    args = ["train", *QUICK, "--method", "semi-supervised", "--model", "semisup-mnist"]
+    assert main([*args, "--batch-size", "64", "--out", str(out)]) == 0
+    assert all("test_labelled_1nn_error" not in row for row in read_json(out / "history.json"))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..data import DatasetSplits
 from ..devices import resolve_device
 from ..errors import TripletnetError
-from ..evaluation.classify import knn_leave_one_out_accuracy
+from ..evaluation.classify import knn_accuracy, knn_leave_one_out_accuracy
 from ..evaluation.triplet_error import triplet_error
 from ..files import remove_stale_temporaries, write_json_atomic
 from ..models import EmbeddingNet, build_model
@@ -35,7 +35,7 @@ from ..runs import (
     record_command,
     save_checkpoint,
 )
-from ..runs.data import embed_split, load_data
+from ..runs.data import Embedded, embed_split, load_data
 from ..sampling import fixed_test_triplets
 from .adversarial import AdversarialSettings, AdversarialTraining
 from .config import TrainConfig, resumed_config
@@ -299,6 +299,7 @@ def _train_epochs(
     lr, total = optim.lr, steps * optim.epochs
     monitored = _monitored(data)
     k = min(config.evaluation.k, len(monitored) - 1)
+    labelled = setup.method.labelled_only()
     triplets: dict[int, np.ndarray] = {}  # by the number of readable test samples
 
     def test_triplets(labels: np.ndarray) -> np.ndarray:
@@ -315,6 +316,15 @@ def _train_epochs(
             return step_lr(lr, epoch, optim.milestones)
         return cosine_lr(lr, (epoch * steps + step) / total, optim.min_lr_fraction)
 
+    def labelled_error(test: Embedded) -> float:
+        """Test error of 1-NN to the labelled training samples (the few-label papers' figure)."""
+        assert labelled is not None
+        pipeline = setup.pipeline
+        train = embed_split(
+            model, data.train.take(labelled), pipeline.evaluation_prepare, pipeline.device
+        )
+        return 1.0 - knn_accuracy(train.embeddings, train.labels, test.embeddings, test.labels, 1)
+
     def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
         if loggers is None:  # not rank 0: it alone evaluates and writes
             history.append({"epoch": epoch + 1, **row, "test_triplet_error": math.nan})
@@ -329,6 +339,7 @@ def _train_epochs(
             "train_triplet_error": row.get("triplet_error", math.nan),
             "test_triplet_error": triplet_error(test.embeddings, test_triplets(test.labels)),
             "test_knn_accuracy": knn_leave_one_out_accuracy(test.embeddings, test.labels, k),
+            **({} if labelled is None else {"test_labelled_1nn_error": labelled_error(test)}),
             "lr": row["lr"],
             "seconds": row["seconds"],
             "images": row["images"],
@@ -354,7 +365,9 @@ def _train_epochs(
                 f"epoch {epoch + 1}/{optim.epochs}  loss {row['loss']:.4f}  "
                 f"train triplet error {row['train_triplet_error']:.4f}  "
                 f"test triplet error {row['test_triplet_error']:.4f}  "
-                f"test {k}-NN accuracy {row['test_knn_accuracy']:.4f}  ({row['seconds']:.1f} s)"
+                f"test {k}-NN accuracy {row['test_knn_accuracy']:.4f}"
+                + few_labels(row)
+                + f"  ({row['seconds']:.1f} s)"
             )
 
     fit(
@@ -379,6 +392,12 @@ def _monitored(data: DatasetSplits) -> Any:
     if len(test) <= MONITORED:
         return test
     return test.take(np.linspace(0, len(test) - 1, MONITORED).astype(np.int64))
+
+
+def few_labels(row: dict[str, Any]) -> str:
+    """The epoch log's 1-NN error to the labelled samples, in few-label runs."""
+    error = row.get("test_labelled_1nn_error")
+    return "" if error is None else f"  test error of 1-NN to the labelled {error:.4f}"
 
 
 def summarize(history: list[dict[str, float]]) -> dict[str, Any]:

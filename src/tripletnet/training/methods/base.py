@@ -94,6 +94,11 @@ class Method(ABC):
         """Read back what ``save`` wrote, when resuming."""
         return None
 
+    def labelled_only(self) -> np.ndarray | None:
+        """The pool indices of the labelled samples when only some are labelled (few-label
+        runs: each epoch then logs the test error of 1-NN to them, the papers' protocol)."""
+        return None
+
     def attacked_rows(self, size: int, positives: bool) -> torch.Tensor:
         """Which of a batch's ``size`` inputs adversarial training perturbs (a bool mask): the
         anchors (here every sample: each is an anchor of its own pairs); ``positives`` adds the

@@ -91,6 +91,9 @@ class SemiSupervised(Method):
         self.counts = np.bincount(positions, minlength=self.num_classes)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
 
+    def labelled_only(self) -> np.ndarray | None:
+        return self.labelled if len(self.labelled) < self.size else None
+
     def save(self, folder: Path) -> None:
         save_npy_atomic(folder / LABELLED, self.labelled)
 
