@@ -19,19 +19,26 @@ classifier in the embedding, and the wall time. Short runs on a CPU; the paper's
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
 import statistics
 import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
 
-from tripletnet.data import load_dataset
+from tripletnet.data import Normalizer, load_dataset
 from tripletnet.evaluation import knn_predict
+from tripletnet.models import EmbeddingNet, build_model
 from tripletnet.runs import HISTORY, LABELLED, embed
 from tripletnet.training import TrainConfig, load_run, train
+from tripletnet.training import run as training_run
+from tripletnet.training.methods.semi_supervised import SemiSupervised
 
 
 def labelled_nn_error(run_dir: Path, dataset: str, data_dir: str) -> float:
@@ -77,16 +84,66 @@ def print_curves(curves: dict[str, list[list[float]]]) -> None:
         print(f"| {epoch + 1} | " + " | ".join(cells) + " |", flush=True)
 
 
-# (name, options): each row adds one of the authors' choices to the row before it
-DIFFERENCES = (
-    ("ours before: batch 128, SGD, cosine", {"batch_size": 128}),
-    ("+ their batch of 32 unlabelled", {"batch_size": 32}),
-    ("+ Nesterov momentum (their 'nag')", {"batch_size": 32, "nesterov": True}),
+def labelled_with_replacement(
+    self: SemiSupervised, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' draw: input and reference of a class drawn independently (so the same
+    image 1 time in 10 with 10 labels), not kept distinct as ``SemiSupervised`` does."""
+    first = (rng.random(self.num_classes) * self.counts).astype(np.int64)
+    second = (rng.random(self.num_classes) * self.counts).astype(np.int64)
+    return self.grouped[self.starts + first], self.grouped[self.starts + second]
+
+
+def with_torch7_batch_norm(*args: Any, **kwargs: Any) -> EmbeddingNet:
+    """``build_model``, then each batch norm's gamma drawn from U(0, 1) as torch7's ``nn`` did."""
+    model = build_model(*args, **kwargs)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.affine:
+            torch.nn.init.uniform_(module.weight, 0.0, 1.0)
+    return model
+
+
+def scaled_as_the_authors(x: np.ndarray, *args: Any, **kwargs: Any) -> Normalizer:
+    """Their input scaling, (x - 128) / 128, instead of a fitted zero mean and unit variance."""
+    fitted = FIT_NORMALIZER(x, *args, **kwargs)
+    return dataclasses.replace(fitted, mean=128.0, std=128.0)
+
+
+FIT_NORMALIZER = Normalizer.fit
+AUTHORS_PROTOCOL = {"batch_size": 32, "nesterov": True, "lr_schedule": "step"}
+# Ablations that need a change inside the library, applied with a patch for one row's runs:
+PATCHES: dict[str, tuple[Any, str, Any]] = {
+    "replacement": (SemiSupervised, "draw_labelled", labelled_with_replacement),
+    "torch7-bn": (training_run, "build_model", with_torch7_batch_norm),
+    "input-scaling": (Normalizer, "fit", staticmethod(scaled_as_the_authors)),
+}
+# (name, options, patches): each row adds one of the authors' choices to the row before it
+DIFFERENCES: tuple[tuple[str, dict[str, Any], tuple[str, ...]], ...] = (
+    ("ours before: batch 128, SGD, cosine", {"batch_size": 128}, ()),
+    ("+ their batch of 32 unlabelled", {"batch_size": 32}, ()),
+    ("+ Nesterov momentum (their 'nag')", {"batch_size": 32, "nesterov": True}, ()),
+    ("+ their steps (lr / 10 at 30, 60, 90, 120)", AUTHORS_PROTOCOL, ()),
+    ("+ input and reference drawn with replacement", AUTHORS_PROTOCOL, ("replacement",)),
     (
-        "+ their steps (lr / 10 at 30, 60, 90, 120)",
-        {"batch_size": 32, "nesterov": True, "lr_schedule": "step"},
+        "+ torch7's batch-norm init (gamma ~ U(0, 1))",
+        AUTHORS_PROTOCOL,
+        ("replacement", "torch7-bn"),
+    ),
+    (
+        "+ their input scaling (x - 128) / 128",
+        AUTHORS_PROTOCOL,
+        ("replacement", "torch7-bn", "input-scaling"),
     ),
 )
+
+
+def patched(names: tuple[str, ...]) -> contextlib.ExitStack:
+    """The named ``PATCHES`` applied until the returned stack closes."""
+    stack = contextlib.ExitStack()
+    for name in names:
+        target, attribute, replacement = PATCHES[name]
+        stack.enter_context(mock.patch.object(target, attribute, replacement))
+    return stack
 
 
 def report(name: str, results: list[tuple[float, float]]) -> None:
@@ -128,6 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--lr-schedule", choices=["cosine", "step"], default="cosine", help="step: --milestones."
     )
+    parser.add_argument(
+        "--rows", type=int, nargs="+", help="differences: only these rows (0-based)."
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench-few-labels"))
     args = parser.parse_args()
 
@@ -151,16 +211,19 @@ def main() -> None:
         labels = f"{per_class} labels per class" if per_class else "all labels"
         few = TrainConfig.from_options(base, labels_per_class=per_class or None)
         if args.experiment == "differences":
-            for row, (name, options) in enumerate(DIFFERENCES):
-                results = [
-                    run(
-                        TrainConfig.from_options(
-                            few, seed=seed, lr_milestones=args.milestones, **options
-                        ),
-                        args.out / f"differences-{row}-{per_class}-{seed}",
-                    )
-                    for seed in args.seeds
-                ]
+            for row, (name, options, patches) in enumerate(DIFFERENCES):
+                if args.rows and row not in args.rows:
+                    continue
+                with patched(patches):
+                    results = [
+                        run(
+                            TrainConfig.from_options(
+                                few, seed=seed, lr_milestones=args.milestones, **options
+                            ),
+                            args.out / f"differences-{row}-{per_class}-{seed}",
+                        )
+                        for seed in args.seeds
+                    ]
                 report(f"{name}, {labels}, {args.epochs} epochs", results)
             continue
         if args.experiment == "semi-supervised":
