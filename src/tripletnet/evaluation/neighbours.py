@@ -3,12 +3,15 @@
 A chunk of queries gets its squared L2 distances to the whole gallery from one matrix
 product, d^2(q, g) = ||q||^2 + ||g||^2 - 2 q.g (FAISS's brute force computes them the same
 way; the row's constant ||q||^2 is added to the k kept only), and ``torch.topk`` keeps the k
-smallest. The chunk is sized so that its (chunk, M)
-distances fit a memory budget, so memory is O(budget + N k + M D) whatever N and M are.
+smallest. The chunk is sized so that its (chunk, M) distances fit a memory budget, so memory is
+O(budget + N k + M D) whatever N and M are. A deep search (k a large share of M, e.g. the top R
+of MAP@R) instead keeps each row's candidates under a sampled bound and sorts them once
+(``_smallest_deep``): the same result, several times faster on the CPU.
 
 Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (ties inside
-the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole). Leave-one-out excludes each query's own row by
-index, so an exact duplicate of the query is still retrieved.
+the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole).
+Leave-one-out excludes each query's own row by index, so an exact duplicate of the query is
+still retrieved.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ MAX_CHUNK = 8192  # queries at a time, at most
 DEEP_MIN_K = 256  # a search at least this deep ...
 DEEP_FACTOR = 4  # ... in rows at least this many times longer is ``_smallest_deep``
 DEEP_SAMPLE = 2048  # columns sampled to bound the k-th smallest of a row
+DEEP_DEVICES = ("cpu", "cuda")  # where its kthvalue and int64 sort are known to run
 
 
 def eval_device(device: torch.device | str | None = None) -> torch.device:
@@ -76,7 +80,8 @@ def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     top k are ordered by a (value, column) sort of the top k alone; a row whose k-th value is
     tied with the next is re-ranked by a stable sort of the whole row. A deep search (k a large
     share of a long row, e.g. the top R of MAP@R) is ``_smallest_deep``."""
-    if k >= DEEP_MIN_K and DEEP_FACTOR * k <= scores.shape[1]:
+    deep = k >= DEEP_MIN_K and DEEP_FACTOR * k <= scores.shape[1]
+    if deep and scores.device.type in DEEP_DEVICES:
         return _smallest_deep(scores, k)
     extra = int(k < scores.shape[1])  # one more: is the next one equal to the k-th?
     values, ids = torch.topk(scores, k + extra, dim=1, largest=False, sorted=True)
