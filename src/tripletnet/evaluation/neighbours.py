@@ -103,9 +103,9 @@ def _smallest_deep(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Te
     """``_smallest`` by one sort of each row's candidates (``_candidates``) on a unique int64
     key, (value, column): the same neighbours in the same order, ties included, from any sort
     (numpy's vectorised one on the CPU)."""
-    n, width = scores.shape
+    width = scores.shape[1]
     flat, counts = _candidates(scores, k)
-    bits = (scores.view(-1)[flat] + 0.0).view(torch.int32)  # + 0.0: -0.0 becomes 0.0
+    bits = (scores.reshape(-1)[flat] + 0.0).view(torch.int32)  # + 0.0: -0.0 becomes 0.0
     keys = (_ordered(bits).to(torch.int64) << 32) | (flat % width)
     slots = torch.arange(int(counts.max()), device=scores.device)[None, :] < counts[:, None]
     packed = torch.full(slots.shape, torch.iinfo(torch.int64).max, device=scores.device)
@@ -138,12 +138,12 @@ def _candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
         keep = scores <= torch.kthvalue(sample, rank, dim=1).values[:, None]
     else:
         keep = torch.ones_like(scores, dtype=torch.bool)
-    flat = keep.view(-1).nonzero()[:, 0]
+    flat = keep.reshape(-1).nonzero()[:, 0]
     counts = torch.bincount(flat // width, minlength=n)
     short = counts < k
     if short.any():  # too few under the bound: the whole row
         keep[short] = True
-        flat = keep.view(-1).nonzero()[:, 0]
+        flat = keep.reshape(-1).nonzero()[:, 0]
         counts[short] = width
     return flat, counts
 
