@@ -16,7 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tripletnet.evaluation import baseline_cache
+from tripletnet.evaluation import baseline_cache, neighbours
 from tripletnet.evaluation.evaluate import evaluate_embeddings, unit_rows
 from tripletnet.evaluation.neighbours import knn_search
 from tripletnet.evaluation.probe import (
@@ -79,6 +79,48 @@ def test_ties_go_to_the_lower_gallery_row(device: str, exclude_self: bool) -> No
     for k in (1, 4, 9, len(g) - int(exclude_self)):
         _, ids = knn_search(q, g, k, exclude_self=exclude_self, chunk_size=6, device=device)
         np.testing.assert_array_equal(ids, expected[:, :k])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_deep_search_equals_the_stable_ranking(
+    device: str, exclude_self: bool, monkeypatch
+) -> None:
+    """A search for a large share of the gallery (the top R of MAP@R) packs each row's
+    candidates and sorts them on (value, column): the ids and distances of the top-k search
+    (and of the stable ranking where ties are exact: an integer grid), near scikit-learn's."""
+    rng = np.random.default_rng(6)
+    grid = rng.integers(0, 4, size=(1400, 2)).astype(np.float32)
+    blobs, _ = _blobs(1400, 5, dim=6, seed=6)
+    k = 300  # >= DEEP_MIN_K, and the gallery is over DEEP_FACTOR times longer
+    for x in (grid, blobs):
+        q, g = (x, x) if exclude_self else (x[:100], x[100:])
+        distances, ids = knn_search(q, g, k, exclude_self=exclude_self, device=device)
+        with monkeypatch.context() as patch:
+            patch.setattr(neighbours, "DEEP_MIN_K", 10**9)  # the top-k search
+            topk_distances, topk_ids = knn_search(q, g, k, exclude_self, device=device)
+        np.testing.assert_array_equal(ids, topk_ids)
+        np.testing.assert_array_equal(distances, topk_distances)
+        if x is grid:
+            np.testing.assert_array_equal(ids, _stable_reference(q, g, exclude_self)[:, :k])
+        else:
+            reference = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(g)
+            sk_distances, sk_ids = reference.kneighbors(None if exclude_self else q)
+            np.testing.assert_allclose(distances, sk_distances, rtol=1e-4, atol=1e-4)
+            assert (ids == sk_ids).mean() > 0.999
+
+
+def test_deep_search_rows_the_sampled_bound_misses_are_searched_whole(monkeypatch) -> None:
+    """The candidates' bound comes from a sample of columns; when the sampled columns hold a
+    row's nearest items the bound is too low, and the row is searched whole: still exact."""
+    monkeypatch.setattr(neighbours, "DEEP_MIN_K", 8)
+    rng = np.random.default_rng(7)
+    g = rng.normal(size=(400, 3)).astype(np.float32) + 10
+    g[::20] = rng.normal(size=(20, 3)) * 0.1  # the sampled columns (every 20th) are the nearest
+    q = rng.normal(size=(30, 3)).astype(np.float32) * 0.1
+    monkeypatch.setattr(neighbours, "DEEP_SAMPLE", 20)
+    _, ids = knn_search(q, g, 40)
+    np.testing.assert_array_equal(ids, _stable_reference(q, g, False)[:, :40])
 
 
 def _reference_metrics(q, ql, g, gl, exclude_self: bool, depth: int) -> dict[str, float]:

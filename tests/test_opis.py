@@ -112,6 +112,29 @@ def test_threshold_at_far_accepts_at_most_that_share() -> None:
         assert (negatives >= t).mean() <= far < (negatives >= t - 1).mean()
 
 
+def _sorted_threshold_at_far(negatives: np.ndarray, far: float) -> float:
+    """The rule of ``threshold_at_far`` on the fully sorted scores (its first implementation)."""
+    ordered = np.sort(negatives)[::-1]
+    allowed = int(np.floor(far * len(ordered)))
+    if allowed >= len(ordered):
+        return float(ordered[-1])
+    rejected = ordered[allowed]
+    larger = ordered[:allowed][ordered[:allowed] > rejected]
+    if len(larger) == 0:
+        return float(rejected + max(abs(rejected) * 1e-9, 1e-12))
+    return float((rejected + larger[-1]) / 2)
+
+
+def test_threshold_at_far_selection_equals_the_sorted_rule() -> None:
+    """Ties at the threshold, all equal, none or all accepted: the selection's threshold is the
+    sort's."""
+    rng = np.random.default_rng(1)
+    cases = [rng.integers(0, 20, 500).astype(np.float64), rng.normal(size=999), np.ones(50)]
+    for negatives in cases:
+        for far in (0.0, 0.001, 0.013, 0.1, 0.5, 1.0):
+            assert threshold_at_far(negatives, far) == _sorted_threshold_at_far(negatives, far)
+
+
 def test_large_sets_are_subsampled_per_class() -> None:
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), [300, 200, 100])

@@ -3,12 +3,15 @@
 A chunk of queries gets its squared L2 distances to the whole gallery from one matrix
 product, d^2(q, g) = ||q||^2 + ||g||^2 - 2 q.g (FAISS's brute force computes them the same
 way; the row's constant ||q||^2 is added to the k kept only), and ``torch.topk`` keeps the k
-smallest. The chunk is sized so that its (chunk, M)
-distances fit a memory budget, so memory is O(budget + N k + M D) whatever N and M are.
+smallest. The chunk is sized so that its (chunk, M) distances fit a memory budget, so memory is
+O(budget + N k + M D) whatever N and M are. A deep search (k a large share of M, e.g. the top R
+of MAP@R) instead keeps each row's candidates under a sampled bound and sorts them once
+(``_smallest_deep``): the same result, several times faster on the CPU.
 
 Ties are ranked by a fixed rule: at equal distance the lower gallery row comes first (ties inside
-the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole). Leave-one-out excludes each query's own row by
-index, so an exact duplicate of the query is still retrieved.
+the top k are re-ordered there; a row whose k-th is tied with the next is stable-sorted whole).
+Leave-one-out excludes each query's own row by index, so an exact duplicate of the query is
+still retrieved.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from .inputs import EvaluationInputError
 
 MEMORY_BUDGET = 256 * 2**20  # bytes of distances a chunk may hold
 MAX_CHUNK = 8192  # queries at a time, at most
+DEEP_MIN_K = 256  # a search at least this deep ...
+DEEP_FACTOR = 4  # ... in rows at least this many times longer is ``_smallest_deep``
+DEEP_SAMPLE = 2048  # columns sampled to bound the k-th smallest of a row
+DEEP_DEVICES = ("cpu", "cuda")  # where its kthvalue and int64 sort are known to run
 
 
 def eval_device(device: torch.device | str | None = None) -> torch.device:
@@ -71,7 +78,11 @@ def knn_chunks(
 def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` smallest entries of each row, ties broken by the lower column: ties inside the
     top k are ordered by a (value, column) sort of the top k alone; a row whose k-th value is
-    tied with the next is re-ranked by a stable sort of the whole row."""
+    tied with the next is re-ranked by a stable sort of the whole row. A deep search (k a large
+    share of a long row, e.g. the top R of MAP@R) is ``_smallest_deep``."""
+    deep = k >= DEEP_MIN_K and DEEP_FACTOR * k <= scores.shape[1]
+    if deep and scores.device.type in DEEP_DEVICES:
+        return _smallest_deep(scores, k)
     extra = int(k < scores.shape[1])  # one more: is the next one equal to the k-th?
     values, ids = torch.topk(scores, k + extra, dim=1, largest=False, sorted=True)
     tied = (values[:, 1:] == values[:, :-1]).any(1).nonzero()[:, 0]
@@ -86,6 +97,55 @@ def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
         ordered, order = torch.sort(scores[edge], dim=1, stable=True)
         values[edge], ids[edge] = ordered[:, :k], order[:, :k]
     return values, ids
+
+
+def _smallest_deep(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_smallest`` by one sort of each row's candidates (``_candidates``) on a unique int64
+    key, (value, column): the same neighbours in the same order, ties included, from any sort
+    (numpy's vectorised one on the CPU)."""
+    width = scores.shape[1]
+    flat, counts = _candidates(scores, k)
+    bits = (scores.reshape(-1)[flat] + 0.0).view(torch.int32)  # + 0.0: -0.0 becomes 0.0
+    keys = (_ordered(bits).to(torch.int64) << 32) | (flat % width)
+    slots = torch.arange(int(counts.max()), device=scores.device)[None, :] < counts[:, None]
+    packed = torch.full(slots.shape, torch.iinfo(torch.int64).max, device=scores.device)
+    packed.masked_scatter_(slots, keys)
+    if packed.is_cpu:
+        packed = torch.from_numpy(np.sort(packed.numpy(), axis=1)[:, :k])
+    else:
+        packed = torch.sort(packed, dim=1).values[:, :k]
+    values = _ordered((packed >> 32).to(torch.int32)).view(torch.float32)
+    return values, packed & 0xFFFFFFFF
+
+
+def _ordered(bits: torch.Tensor) -> torch.Tensor:
+    """int32 float bit patterns mapped to integers in the floats' order (and back: the map is
+    its own inverse)."""
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+def _candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flat positions (row-major) of each row's entries up to a bound on its k-th smallest,
+    and how many each row has: they hold the row's k smallest, ties included.
+
+    The bound is a high quantile of a strided sample of the columns; a row with fewer than k
+    entries under it keeps them all, so the result is exact whatever the sample."""
+    n, width = scores.shape
+    sample = scores[:, :: max(1, width // DEEP_SAMPLE)]
+    expected = k * sample.shape[1] / width  # sampled entries among the k smallest, on average
+    rank = int(expected + 4 * expected**0.5 + 8)
+    if rank < sample.shape[1]:
+        keep = scores <= torch.kthvalue(sample, rank, dim=1).values[:, None]
+    else:
+        keep = torch.ones_like(scores, dtype=torch.bool)
+    flat = keep.reshape(-1).nonzero()[:, 0]
+    counts = torch.bincount(flat // width, minlength=n)
+    short = counts < k
+    if short.any():  # too few under the bound: the whole row
+        keep[short] = True
+        flat = keep.reshape(-1).nonzero()[:, 0]
+        counts[short] = width
+    return flat, counts
 
 
 def knn_search(

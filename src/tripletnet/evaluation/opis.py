@@ -74,16 +74,18 @@ def subset(labels: np.ndarray, most: int, seed: int) -> np.ndarray:
 def threshold_at_far(negatives: np.ndarray, far: float) -> float:
     """The threshold accepting the most negative pairs whose FAR does not exceed ``far``: halfway
     between the last negative score it rejects and the next larger one (so that rounding in the
-    scores does not move a pair across it); just above the largest when none may be accepted."""
-    ordered = np.sort(negatives)[::-1]
-    allowed = int(np.floor(far * len(ordered)))  # negatives that may be accepted
-    if allowed >= len(ordered):
-        return float(ordered[-1])
-    rejected = ordered[allowed]
-    larger = ordered[:allowed][ordered[:allowed] > rejected]  # ties are rejected together
+    scores does not move a pair across it); just above the largest when none may be accepted.
+    A selection, not a sort: linear in the number of pairs."""
+    negatives = np.asarray(negatives)
+    allowed = int(np.floor(far * len(negatives)))  # negatives that may be accepted
+    if allowed >= len(negatives):
+        return float(negatives.min())
+    at = len(negatives) - 1 - allowed  # the largest rejected, in ascending order
+    rejected = np.partition(negatives, at)[at]
+    larger = negatives[negatives > rejected]  # ties with it are rejected together
     if len(larger) == 0:
         return float(rejected + max(abs(rejected) * 1e-9, 1e-12))
-    return float((rejected + larger[-1]) / 2)
+    return float((rejected + larger.min()) / 2)
 
 
 def opis_metrics(
@@ -127,7 +129,7 @@ def opis_metrics(
     if threshold is None:
         threshold = threshold_at_far(negatives, at_far)
     else:
-        at_far = float(accepted_at(np.sort(negatives), np.array([threshold]))[0] / len(negatives))
+        at_far = float(np.count_nonzero(negatives >= threshold) / len(negatives))
     rates = {}
     for label in classes:
         positives, class_negatives = per_class[label]

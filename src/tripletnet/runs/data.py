@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..data import DatasetSplits, ImageFiles, ImageFilesDataset, LabelledArray, SourceOptions
 from ..data import load_dataset as load_source
+from ..models import channels_last
 from .config import RunConfig
 from .embed import embed
 
@@ -55,7 +56,7 @@ def embed_split(
     chunks, kept = [], []
     for images, indices, ok in loader:
         if bool(ok.any()):
-            chunks.append(model(prepare(images[ok]).to(device)).float().cpu())
+            chunks.append(model(channels_last(prepare(images[ok]).to(device))).float().cpu())
             kept.append(indices[ok].numpy())
     model.train(was_training)
     rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
