@@ -282,6 +282,10 @@ def test_two_worker_processes_adding_at_once_lose_nothing(
         assert (
             len(on_disk) == 530 and len({s for s in sources if s.startswith("worker-test")}) == 80
         )
+        assert on_disk.version == "v000001" and on_disk.logged == 80  # appended, not rewritten
+        for _ in range(8):  # either worker: it has applied the other's records
+            health = httpx.get(f"{base}/health", timeout=10).json()
+            assert (health["count"], health["version"]) == (530, "v000001")
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
         families = {f.name: f for f in prometheus_parser.text_string_to_metric_families(metrics)}
         adds = sum(
