@@ -239,6 +239,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def test_workers_on_a_port_in_use_is_one_error_line(
+    run_dir: Path, index_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tripletnet.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["serve", str(run_dir), "--index", str(index_dir), "--port", port, "--workers", "2"]
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot listen on 127.0.0.1:{port}"), err
+
+
 @pytest.mark.slow
 def test_two_worker_processes_adding_at_once_lose_nothing(
     run_dir: Path, index_dir: Path, tmp_path: Path

@@ -106,6 +106,7 @@ def info_command(index_dir: Path) -> None:
     index = SearchIndex.load(index_dir)
     model = index.model
     click.echo(f"{len(index)} items, dim {index.dim}, kind {index.kind} {index.params}")
+    click.echo(f"version {index.version}, {index.logged} change(s) in its change log")
     if model is not None:
         click.echo(f"model {model.fingerprint[:12]} from {model.run_dir}")
 
