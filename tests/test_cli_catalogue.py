@@ -120,7 +120,10 @@ def _broken_runs(run: Path, folder: Path) -> None:
 
 def _broken_indexes(index: Path, folder: Path) -> None:
     """Copies of an index folder, each broken in one way."""
+    from tripletnet.search.changelog import LOG, Change, encode
+
     names = ("faiss_cut", "manifest_corrupt", "items_mismatch", "current_traversal", "thumbs_cut")
+    names += ("log_damaged",)
     for name in names:
         shutil.copytree(index, folder / name)
     live = (index / "CURRENT").read_text().strip()
@@ -133,6 +136,8 @@ def _broken_indexes(index: Path, folder: Path) -> None:
     (folder / "current_traversal" / "CURRENT").write_text("../../../etc\n")
     thumbs = folder / "thumbs_cut" / live / "thumbnails.npy"
     thumbs.write_bytes(thumbs.read_bytes()[:200])
+    removal = encode(Change("remove", np.array([1], np.int64)))
+    (folder / "log_damaged" / live / LOG).write_bytes(b"0" + removal[1:] + removal)
 
 
 def _exports(root: Path) -> None:
@@ -539,6 +544,11 @@ CATALOGUE: list[tuple[str, str]] = [
     ("index info {w}/indexes/thumbs_cut", "thumbnails.npy"),
     ("index remove {w}/indexes/faiss_cut 1", "index.faiss is truncated"),
     ("index remove {w}/missing 1", "not a tripletnet index"),
+    ("index info {w}/indexes/log_damaged", "changes.log is damaged at byte 0"),
+    ("index compact {w}/missing", "not a tripletnet index"),
+    ("index compact {w}/bad/not_an_index", "not a tripletnet index"),
+    ("index compact {w}/indexes/faiss_cut", "index.faiss is truncated"),
+    ("index compact {w}/indexes/log_damaged", "changes.log is damaged at byte 0"),
     ("index remove {w}/index one", "one"),
     ("index remove {w}/index", "IDS"),
     # search

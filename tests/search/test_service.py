@@ -111,6 +111,24 @@ def test_a_write_after_another_processs_save_applies_to_the_live_version(
     assert len(on_disk) == 449 and {0, 5} & on_disk.items.keys() == set() and 450 in on_disk.items
 
 
+def test_another_processs_logged_change_is_applied_without_a_reload(
+    client: TestClient, index_dir: Path
+) -> None:
+    other = SearchIndex.load(index_dir)  # e.g. another worker
+    other.remove([0])
+    other.add(np.full((1, 16), 0.5, np.float32), sources=["theirs"])
+    other.save_changes(index_dir)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    served = service.index
+    assert client.get("/items/0").status_code == 404
+    assert client.get("/items/450").json()["source"] == "theirs"
+    assert service.index is served and served.version == "v000001"  # replayed in place
+    mine = client.post("/items", json={"vector": [0.5] * 16, "source": "mine"})
+    assert mine.status_code == 201 and mine.json()["id"] == 451
+    other.catch_up()
+    assert other.item(451).source == "mine" and len(other) == 451
+
+
 def test_a_409_reloads_the_live_version_and_a_retry_succeeds_at_once(
     client: TestClient, index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -504,3 +504,12 @@ def test_index_build_with_a_bomb_is_one_error_line_and_writes_nothing(
     assert main([*command, "--out", str(out)]) == 2
     assert "bomb.png is too large to decode" in one_error_line(capsys)
     assert not out.exists()
+
+
+def test_index_compact_of_a_folder_that_is_no_index_is_one_error_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in (tmp_path / "missing", tmp_path):
+        assert main(["index", "compact", str(folder)]) == 2
+        assert "is not a tripletnet index" in one_error_line(capsys)
+    assert not (tmp_path / "missing").exists() and not any(tmp_path.iterdir())

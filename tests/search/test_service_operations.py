@@ -239,6 +239,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def test_workers_on_a_port_in_use_is_one_error_line(
+    run_dir: Path, index_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tripletnet.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["serve", str(run_dir), "--index", str(index_dir), "--port", port, "--workers", "2"]
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot listen on 127.0.0.1:{port}"), err
+
+
 @pytest.mark.slow
 def test_two_worker_processes_adding_at_once_lose_nothing(
     run_dir: Path, index_dir: Path, tmp_path: Path
@@ -282,6 +297,10 @@ def test_two_worker_processes_adding_at_once_lose_nothing(
         assert (
             len(on_disk) == 530 and len({s for s in sources if s.startswith("worker-test")}) == 80
         )
+        assert on_disk.version == "v000001" and on_disk.logged == 80  # appended, not rewritten
+        for _ in range(8):  # either worker: it has applied the other's records
+            health = httpx.get(f"{base}/health", timeout=10).json()
+            assert (health["count"], health["version"]) == (530, "v000001")
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
         families = {f.name: f for f in prometheus_parser.text_string_to_metric_families(metrics)}
         adds = sum(

@@ -1,4 +1,4 @@
-"""``tripletnet index build|info|remove``: make and maintain a search index folder."""
+"""``tripletnet index build|info|remove|compact``: make and maintain a search index folder."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def info_command(index_dir: Path) -> None:
     index = SearchIndex.load(index_dir)
     model = index.model
     click.echo(f"{len(index)} items, dim {index.dim}, kind {index.kind} {index.params}")
+    click.echo(f"version {index.version}, {index.logged} change(s) in its change log")
     if model is not None:
         click.echo(f"model {model.fingerprint[:12]} from {model.run_dir}")
 
@@ -122,3 +123,19 @@ def remove_command(index_dir: Path, ids: tuple[int, ...]) -> None:
     if removed:  # nothing removed: the live version stays as it is
         index.save(index_dir)
     click.echo(f"removed {removed} of {len(ids)} ids; {len(index)} items left")
+
+
+@index_command.command("compact")
+@click.argument("index_dir", type=_folder)
+def compact_command(index_dir: Path) -> None:
+    """Fold the change log (the service's adds and removals) into a new version."""
+    from ..search import SearchIndex
+    from ..search.store import current_version, index_lock
+
+    current_version(index_dir)  # a clear error where there is no index (before any lock file)
+    with index_lock(index_dir):  # no change can come between the read and the write
+        index = SearchIndex.load(index_dir)
+        logged = index.logged
+        if logged:
+            index.save(index_dir)
+    click.echo(f"compacted {logged} logged change(s); {len(index)} items in {index.version}")

@@ -121,12 +121,14 @@ def _run_workers(
     port: int,
     workers: int,
 ) -> None:
-    """uvicorn's pre-fork workers, each building the app from the environment; their metrics
-    are pooled in a temporary folder (prometheus-client's multiprocess mode)."""
+    """Worker processes, each building the app from the environment and listening on its own
+    socket (service/workers.py; uvicorn's workers where the system lacks SO_REUSEPORT); their
+    metrics are pooled in a temporary folder (prometheus-client's multiprocess mode)."""
     import tempfile
 
     import uvicorn
 
+    from ..service import workers as own_workers
     from ..service.app import SETTINGS_VARIABLE
     from ..service.observe import MULTIPROCESS
 
@@ -135,8 +137,12 @@ def _run_workers(
     with tempfile.TemporaryDirectory(prefix="tripletnet-metrics-") as metrics_dir:
         os.environ[SETTINGS_VARIABLE] = json.dumps(shared)
         os.environ[MULTIPROCESS] = metrics_dir
+        factory = "tripletnet.service.app:app_from_environment"
+        if own_workers.spread_by_kernel():
+            own_workers.serve(factory, host, port, workers)
+            return
         uvicorn.run(
-            "tripletnet.service.app:app_from_environment",
+            factory,
             factory=True,
             host=host,
             port=port,

@@ -39,9 +39,18 @@ import numpy as np
 
 from ..errors import TripletnetError
 from ..files import load_npy, read_json_object
+from . import changelog
+from .changelog import LOG, Change
 from .filters import Filter, Scalar, check_metadata
 from .locking import ReadWriteLock
-from .store import IndexFolderError, current_version, write_version
+from .store import (
+    IndexFolderError,
+    check_live,
+    current_version,
+    index_lock,
+    live_version_name,
+    write_version,
+)
 from .vectors import DEFAULT_STORE, StoredVectors, check_store
 from .vectors import FILE as VECTORS_FILE
 
@@ -55,6 +64,7 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16, "refine": 0},
 }
 EXHAUSTIVE_BELOW = 4096  # a filter that allows fewer items is searched exhaustively
+COMPACT_BYTES = 4 * 2**20  # a change log grown past this is folded into a new version
 
 
 @dataclass(frozen=True, slots=True)  # slots: 40 bytes less per item (40 MB a million)
@@ -165,9 +175,12 @@ class SearchIndex:
         self.items: dict[int, Item] = {}
         self.thumbnails: dict[int, np.ndarray] = {}
         self.next_id = 0
-        self.changes = 0  # adds and removals so far; a save records how many it holds
-        self._saved: tuple[Path, int] | None = None
+        self._pending: list[Change] = []  # adds and removals no save has recorded yet
+        self._rewrite = False  # a change the log cannot replay (training IVF-PQ): save a version
         self._read_from: tuple[Path, str] | None = None  # (index folder, version) on disk
+        self._log_end = 0  # the bytes of that version's change log applied to this state
+        self._log_seen = 0  # the log's length when it was last read
+        self.logged = 0  # records in that log, all applied here
         self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
         refine = self.params.get("refine", 0)
         if refine < 0:
@@ -287,23 +300,38 @@ class SearchIndex:
             labels = [check_label(label) for label in labels]
         if metadata is not None:
             metadata = [check_metadata(fields) for fields in metadata]
+        pictures = None if thumbnails is None else [np.asarray(t, np.uint8) for t in thumbnails]
         with self._lock.writing():
-            if self._faiss is None:
-                self._faiss = self._new_faiss(training=vectors)
             ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
-            self._faiss.add_with_ids(vectors, ids)
-            if self._vectors is not None:
-                self._vectors = self._vectors.added(ids, vectors, *self._cells(vectors))
-            self.next_id += count
-            self.changes += 1
-            for row, item_id in enumerate(ids.tolist()):
-                label = None if labels is None else labels[row]
-                source = None if sources is None else sources[row]
-                fields = None if metadata is None else metadata[row]
-                self.items[item_id] = Item(item_id, label, source, fields)
-                if thumbnails is not None:
-                    self.thumbnails[item_id] = np.asarray(thumbnails[row], dtype=np.uint8)
+            change = Change("add", ids, vectors, labels, sources, metadata, pictures)
+            self._rewrite |= self._faiss is None  # it trains the quantisers: a new version
+            self._apply(change)
+            self._pending.append(change)
         return ids
+
+    def _apply(self, change: Change) -> None:
+        """Make an add or a removal in memory (holding the write lock): a new one, or one
+        replayed from the change log, exactly as it was first made."""
+        ids = change.ids
+        if change.op == "remove":
+            self._drop(ids)
+            return
+        vectors = change.vectors
+        assert vectors is not None
+        if self._faiss is None:
+            self._faiss = self._new_faiss(training=vectors)
+        self._faiss.add_with_ids(vectors, ids)
+        if self._vectors is not None:
+            self._vectors = self._vectors.added(ids, vectors, *self._cells(vectors))
+        if len(ids):
+            self.next_id = max(self.next_id, int(ids[-1]) + 1)
+        for row, item_id in enumerate(ids.tolist()):
+            label = None if change.labels is None else change.labels[row]
+            source = None if change.sources is None else change.sources[row]
+            fields = None if change.metadata is None else change.metadata[row]
+            self.items[item_id] = Item(item_id, label, source, fields)
+            if change.thumbnails is not None:
+                self.thumbnails[item_id] = change.thumbnails[row]
 
     def _cells(self, vectors: np.ndarray) -> tuple[np.ndarray | None, int]:
         """The inverted-file cells of vectors and how many there are (sq8 quantises by cell)."""
@@ -320,17 +348,23 @@ class SearchIndex:
             gone = sorted({int(i) for i in ids} & self.items.keys())
             if not gone or self._faiss is None:
                 return 0
-            if self.kind == "hnsw":  # an HNSW graph cannot drop nodes: rebuild without them
-                self._faiss = self._rebuilt_without(np.asarray(gone, dtype=np.int64))
-            else:
-                self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
-            if self._vectors is not None:
-                self._vectors = self._vectors.without(np.asarray(gone, dtype=np.int64))
-            self.changes += 1
-            for item_id in gone:
-                del self.items[item_id]
-                self.thumbnails.pop(item_id, None)
+            change = Change("remove", np.asarray(gone, dtype=np.int64))
+            self._apply(change)
+            self._pending.append(change)
             return len(gone)
+
+    def _drop(self, gone: np.ndarray) -> None:
+        if self._faiss is None:
+            return
+        if self.kind == "hnsw":  # an HNSW graph cannot drop nodes: rebuild without them
+            self._faiss = self._rebuilt_without(gone)
+        else:
+            self._faiss.remove_ids(gone)
+        if self._vectors is not None:
+            self._vectors = self._vectors.without(gone)
+        for item_id in gone.tolist():
+            self.items.pop(item_id, None)
+            self.thumbnails.pop(item_id, None)
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -477,7 +511,8 @@ class SearchIndex:
         }
 
     def save(self, root: str | Path) -> Path:
-        """Write a new version of the index folder ``root`` atomically; return its path.
+        """Write the whole state as a new version of the index folder ``root``, atomically
+        (which also compacts the change log); return its path.
 
         The state is copied under the read lock (searches go on), then written outside it.
         """
@@ -485,17 +520,34 @@ class SearchIndex:
             return self._write(Path(root))
 
     def save_changes(self, root: str | Path) -> None:
-        """Save unless a save that began after this thread's last change already wrote it:
-        writers that queue behind one save share the next one (group commit)."""
-        with self._lock.reading():
-            wanted = self.changes
+        """Record the changes no save has recorded yet, durably. Where this state was read
+        from (or saved as) the live version of ``root``, they are appended to its change log;
+        otherwise, or where a change cannot be replayed (training IVF-PQ) or the log has grown
+        past COMPACT_BYTES, the whole state is written as a new version. Writers that queue
+        behind one save share the next one (group commit)."""
+        root = Path(root)
         with self._save_lock:
-            if self._saved is None or self._saved[0] != Path(root) or self._saved[1] < wanted:
-                self._write(Path(root))
+            if self._read_from is None or self._read_from[0] != root.resolve() or self._rewrite:
+                self._write(root)
+                return
+            with self._lock.reading():
+                pending = list(self._pending)
+            if not pending:
+                return
+            version = self._read_from[1]
+            with index_lock(root):
+                check_live(root, version)
+                end = changelog.append(root / version / LOG, pending, self._log_end)
+            with self._lock.reading():  # adds and removals hold the write lock
+                del self._pending[: len(pending)]
+                self._log_end = self._log_seen = end
+                self.logged += len(pending)
+            if end > COMPACT_BYTES:
+                self._write(root)
 
     def _write(self, root: Path) -> Path:
         with self._lock.reading():
-            changes = self.changes
+            taken = len(self._pending)
             manifest = self.manifest()
             blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
             ids = list(self.items)
@@ -511,6 +563,7 @@ class SearchIndex:
             stored = self._vectors  # replaced, never edited, by adds and removals
             pictures = [self.thumbnails[i] for i in with_thumbnails]
             thumbs = np.stack(pictures) if pictures else None
+            log_end = self._log_end
         files = {
             "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
             "items.json": lambda p: p.write_text(json.dumps(columns)),
@@ -523,15 +576,62 @@ class SearchIndex:
             files.update(stored.files())
         here = root.resolve()
         based_on = self._read_from[1] if self._read_from and self._read_from[0] == here else None
-        version = write_version(root, files, based_on)
-        self._saved = (root, changes)
-        self._read_from = (here, version.name)
+        root.mkdir(parents=True, exist_ok=True)
+        with index_lock(root):
+            if based_on is not None:  # nothing another writer made since may be dropped
+                check_live(root, based_on)
+                changelog.check_applied(root / based_on / LOG, log_end)
+            version = write_version(root, files)
+        with self._lock.reading():
+            del self._pending[:taken]
+            self._rewrite = self._rewrite and blob is None  # an add after the copy trained
+            self._read_from = (here, version.name)
+            self._log_end = self._log_seen = self.logged = 0
         return version
 
     @property
     def unsaved(self) -> bool:
         """Whether adds or removals were made since the last load or save."""
-        return self.changes > (self._saved[1] if self._saved else 0)
+        return bool(self._pending)
+
+    def behind(self) -> bool:
+        """Whether the folder this state was read from has moved on: another version is live,
+        or its change log holds records (another process's changes) not applied here."""
+        if self._read_from is None:
+            return False
+        root, version = self._read_from
+        if live_version_name(root) != version:
+            return True
+        return changelog.size(root / version / LOG) != self._log_seen
+
+    def catch_up(self) -> bool:
+        """Apply the records other processes appended to the change log since this state was
+        read (none are half-applied); False where another version is live: load that one."""
+        if self._read_from is None:
+            return True
+        with self._save_lock:
+            root, version = self._read_from
+            if live_version_name(root) != version:
+                return False
+            changes, end, seen = changelog.read(root / version / LOG, self._log_end)
+            self._log_seen = seen
+            if changes:
+                if self._pending:  # changes made here without theirs: refused
+                    changelog.check_applied(root / version / LOG, self._log_end)
+                with self._lock.writing():
+                    self._replay(root / version, changes)
+            self._log_end = end
+            self.logged += len(changes)
+        return True
+
+    def _replay(self, folder: Path, changes: list[Change]) -> None:
+        if changes and self.read_only:
+            raise IndexFolderError(
+                f"{folder / LOG} holds {len(changes)} change(s) that a memory-mapped index cannot "
+                f"apply; run 'tripletnet index compact {folder.parent}' first"
+            )
+        for change in changelog.merged(changes):
+            self._apply(change)
 
     @property
     def version(self) -> str | None:
@@ -614,4 +714,7 @@ class SearchIndex:
             raise IndexFolderError(
                 f"{folder} is inconsistent: {stored} vectors but {len(index.items)} items"
             )
+        changes, index._log_end, index._log_seen = changelog.read(folder / LOG)
+        index._replay(folder, changes)
+        index.logged = len(changes)
         return index

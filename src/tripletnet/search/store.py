@@ -1,14 +1,17 @@
 """Versioned index folders: a crash mid-write leaves the previous version in use.
 
     INDEX_DIR/CURRENT      one line naming the live version, replaced atomically
-    INDEX_DIR/v000007/     manifest.json, index.faiss, items.json, thumbnails.npy (optional)
+    INDEX_DIR/v000007/     manifest.json, index.faiss, items.json, thumbnails.npy (optional),
+                           changes.log (the adds and removals since: see changelog.py)
     INDEX_DIR/.lock        held by a writer (filelock), so writers in different processes queue
 
 A save writes every file of the new version into a hidden temporary folder, fsyncs them,
 renames the folder to its version name and only then points CURRENT at it. Readers follow
 CURRENT, so they see the old set of files or the new set, never a mix. A save names the version
 its state was read from; if another process has made a newer one live since, the save is
-refused instead of silently dropping that process's changes.
+refused instead of silently dropping that process's changes. A version and its change log
+together are the index: a save either appends to the live version's log or, to compact it,
+writes the whole state as the next version.
 """
 
 from __future__ import annotations
@@ -91,13 +94,19 @@ def write_version(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with index_lock(root):
-        live = live_version_name(root)
-        if based_on is not None and live != based_on:
-            raise IndexChangedError(
-                f"{root} was changed by another process: {live} is live, this index was read "
-                f"from {based_on}; load it again and repeat the change"
-            )
+        if based_on is not None:
+            check_live(root, based_on)
         return _write_locked(root, files)
+
+
+def check_live(root: Path, based_on: str) -> None:
+    """IndexChangedError unless ``based_on`` is the live version (call it holding the lock)."""
+    live = live_version_name(root)
+    if live != based_on:
+        raise IndexChangedError(
+            f"{root} was changed by another process: {live} is live, this index was read "
+            f"from {based_on}; load it again and repeat the change"
+        )
 
 
 def _write_locked(root: Path, files: dict[str, FileWriter]) -> Path:

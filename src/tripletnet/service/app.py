@@ -19,9 +19,10 @@ Work that needs the CPU (decoding, embedding, FAISS, saving) runs in worker thre
 readers-writer lock lets searches run together while an add or a removal runs alone.
 
 Several processes may serve one index folder (``--workers N``, or a CLI writing beside the
-service): a write holds the folder's lock from reading the live version to saving the next,
-reloading first if another process saved since; when the live version changed, one reading
-thread reloads it while the others answer from the version they have.
+service): a write holds the folder's lock from catching up with the folder to appending its
+change to the live version's change log (search/changelog.py), first applying the records
+other processes appended (or reloading, where another version became live); when the folder
+moved on, one reading thread catches up while the others answer from the state they have.
 So no change is lost and none is stuck: a 409 (the live version moved under a save) reloads
 the index, and the client's retry applies to the live version.
 
@@ -56,7 +57,7 @@ from ..search.filters import Filter, check_metadata
 from ..search.images import ImageError, ImageTooLargeError, decode_image, png_bytes
 from ..search.index import MAX_LABEL, Item, SearchIndex
 from ..search.onnx_embedder import OnnxEmbedder
-from ..search.store import IndexChangedError, IndexFolderError, index_lock, live_version_name
+from ..search.store import IndexChangedError, IndexFolderError, index_lock
 from .auth import Access
 
 log = logging.getLogger("tripletnet.service")
@@ -175,25 +176,28 @@ class Service:
         self._reloading = threading.Lock()
         self._writing = threading.Lock()  # held by this process's writer (one at a time)
 
-    def _stale(self) -> bool:
-        return live_version_name(self.index_dir) != self.index.version
-
     def current(self) -> SearchIndex:
-        """The index for a read: reloaded first if another process saved a newer version.
+        """The index for a read, brought up to date first if another process changed the folder.
 
-        Reads never wait for a reload: while one thread reloads, the others answer from the
-        version they have (a read may lag another process's save by one reload)."""
+        Reads never wait for that: while one thread catches up, the others answer from the
+        state they have (a read may lag another process's change by one catch-up)."""
         if self._writing.locked():  # this process's own save: the writer brings it up to date
             return self.index
-        if self._stale() and self._reloading.acquire(blocking=False):
+        if self.index.behind() and self._reloading.acquire(blocking=False):
             try:
-                if self._stale():
-                    self.reload()
-            except IndexFolderError:  # a version removed while it was read: the next read retries
-                log.warning("could not reload the index; serving version %s", self.index.version)
+                if self.index.behind():
+                    self.catch_up()
+            except IndexFolderError as error:  # e.g. a version removed while it was read
+                serving = self.index.version
+                log.warning("could not update the index (%s); serving %s", error, serving)
             finally:
                 self._reloading.release()
         return self.index
+
+    def catch_up(self) -> None:
+        """Apply the changes other processes logged, or load the live version if it moved."""
+        if not self.index.catch_up():
+            self.reload()
 
     def reload(self) -> None:
         index = SearchIndex.load(self.index_dir, mmap=self.mmap)
@@ -212,8 +216,7 @@ class Service:
             )
         with index_lock(self.index_dir), self._writing:
             try:
-                if self._stale():  # a write applies to the live version, so it waits for it
-                    self.reload()
+                self.catch_up()  # a write applies to the live state, so it waits for it
                 index = self.index
                 result = change(index)
                 if index.unsaved:
