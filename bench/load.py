@@ -9,8 +9,9 @@ embeddings of the 1,797 digits, then jittered copies of them up to the count), s
 server as a subprocess on a free port of 127.0.0.1 and lets ``--clients`` clients send requests
 back to back for ``--seconds``, each over one keep-alive connection with requests prepared
 before the clock starts (a lean client: the load generator shares the machine's cores with
-the server, and httpx's 2.5 ms of CPU a request would be taken from the server's workers): image searches (a digit PNG upload), vector searches (JSON) and,
-one request in ``--add-every``, an added item (which the server saves to disk at once). It
+the server, and httpx's 2.5 ms of CPU a request would be taken from the server's workers):
+image searches (a digit PNG upload), vector searches (JSON) and, one request in
+``--add-every``, an added item (which the server logs to disk at once). It
 prints the status codes seen (the target is zero 5xx), throughput and p50/p99 latency per kind.
 The server requires a token for writes (the clients send it); afterwards ``--unauthorised``
 writes (adds and removals, without a token or with a wrong one) must all be refused with 401
