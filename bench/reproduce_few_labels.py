@@ -175,6 +175,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--finetune-lr", type=float, default=0.01)
+    parser.add_argument(
+        "--inits",
+        nargs="+",
+        choices=["sc", "random"],
+        default=["sc", "random"],
+        help="spatial-contrasting: which initialisations to fine-tune.",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--milestones", default="30,60,90,120", help="Epochs of the step schedule's drops."
@@ -259,6 +266,8 @@ def main() -> None:
                 (str(pretrained), args.finetune_lr, "SC init"),
                 (None, args.lr, "random init"),
             ):
+                if name.split()[0].lower() not in args.inits:
+                    continue
                 config = TrainConfig.from_options(
                     few, seed=seed, unlabelled_weight=0.0, init=init, lr=lr
                 )
