@@ -254,6 +254,23 @@ def test_workers_on_a_port_in_use_is_one_error_line(
     assert len(err) == 1 and err[0].startswith(f"error: cannot listen on 127.0.0.1:{port}"), err
 
 
+def test_a_worker_whose_port_was_taken_after_the_probe_exits_with_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tripletnet.service.workers import _worker
+
+    with socket.socket() as taken:  # no SO_REUSEPORT: a worker's socket cannot share the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as stopped:
+            _worker(
+                "tripletnet.service.app:app_from_environment", "127.0.0.1", taken.getsockname()[1]
+            )
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot listen on 127.0.0.1:"), err
+
+
 @pytest.mark.slow
 def test_two_worker_processes_adding_at_once_lose_nothing(
     run_dir: Path, index_dir: Path, tmp_path: Path

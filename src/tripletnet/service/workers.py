@@ -40,10 +40,17 @@ def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 def _worker(app: str, host: str, port: int) -> None:
+    import sys
+
     import uvicorn
 
+    try:
+        sock = _socket(host, port, reuse_port=True)
+    except TripletnetError as error:  # the port taken since the probe: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     config = uvicorn.Config(app, factory=True, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[_socket(host, port, reuse_port=True)])
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve(app: str, host: str, port: int, workers: int) -> None:

@@ -321,7 +321,11 @@ def _train_epochs(
         assert labelled is not None
         pipeline = setup.pipeline
         train = embed_split(
-            model, data.train.take(labelled), pipeline.evaluation_prepare, pipeline.device
+            model,
+            data.train.take(labelled),
+            pipeline.evaluation_prepare,
+            pipeline.device,
+            pipeline.workers,
         )
         return 1.0 - knn_accuracy(train.embeddings, train.labels, test.embeddings, test.labels, 1)
 
