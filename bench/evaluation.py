@@ -7,11 +7,12 @@ Each case runs in a fresh subprocess so its peak RSS is its own. Cases:
          pixels in [0, 1] (D = 784), ours vs PML; needs --mnist-dir
   stages the stages of ``tripletnet evaluate`` on an MNIST-sized closed-set run, the former path
          (FAISS k-NN, scikit-learn logistic regression, t-SNE at 1,000 iterations) against the
-         device path (chunked matmul + topk, torch L-BFGS probe, t-SNE at 500), in one process:
+         device path (chunked matmul + topk, L-BFGS-B probe on a torch objective, t-SNE at 500),
+         in one process:
          10,000 test vs 60,000 train embeddings (D = 128, synthetic) and, with --mnist-dir, the
          raw pixels (D = 784) of the baseline row
-  evaluate  ``evaluate_run`` of a trained run folder (--run DIR), with an empty baseline cache and
-         then with the cached raw-input row
+  evaluate  ``evaluate_run`` of a trained run folder (--run DIR), with empty caches and then
+         with the cached raw-input row and the run's cached embeddings
 Both compute Precision@1, R-Precision and MAP@R with k = the largest class (PML: "max_bin_count").
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/evaluation.py [--cases mnist large] [--pml-large]
@@ -207,7 +208,7 @@ def stages(mnist_dir: str | None, device: str) -> None:
 
 
 def evaluate_twice(run_dir: str, device: str) -> None:
-    """``evaluate_run`` with an empty baseline cache, then again with the cached raw row."""
+    """``evaluate_run`` with empty caches, then again with the cached raw row and embeddings."""
     import os
     import tempfile
 
@@ -216,7 +217,7 @@ def evaluate_twice(run_dir: str, device: str) -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ[CACHE_ENV] = cache
-        for label in ("empty baseline cache", "cached raw-input row"):
+        for label in ("empty caches", "cached raw row, embeddings"):
             metrics, wall, cpu = _timed(evaluate_run, run_dir, device=device)
             rows = metrics["classification"]
             cells = "  ".join(

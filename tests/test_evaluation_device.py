@@ -110,6 +110,16 @@ def test_deep_search_equals_the_stable_ranking(
             assert (ids == sk_ids).mean() > 0.999
 
 
+def test_deep_search_keys_ties_by_column_in_chunks_too_large_for_flat_keys(monkeypatch) -> None:
+    """A chunk of more than 2^32 entries keys ties by column, not by flat position: the same."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 4, size=(1400, 2)).astype(np.float32)
+    q, g = x[:100], x[100:]
+    monkeypatch.setattr(neighbours, "FLAT_KEY_LIMIT", 1000)
+    _, ids = knn_search(q, g, 300, chunk_size=7)
+    np.testing.assert_array_equal(ids, _stable_reference(q, g, False)[:, :300])
+
+
 def test_deep_search_rows_the_sampled_bound_misses_are_searched_whole(monkeypatch) -> None:
     """The candidates' bound comes from a sample of columns; when the sampled columns hold a
     row's nearest items the bound is too low, and the row is searched whole: still exact."""

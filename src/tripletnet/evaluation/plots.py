@@ -4,6 +4,7 @@ the ROC curve, the distance histograms of same- and different-class pairs, train
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,30 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from ..files import write_atomic  # noqa: E402
 
 
+@dataclass
+class Projection:
+    """Embeddings projected to 2-D for a figure: the points, their labels, the method."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    method: str  # "pca" or "tsne"
+
+
+def project_2d(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    method: str = "pca",
+    max_points: int = 5000,
+    seed: int = 0,
+) -> Projection:
+    """At most ``max_points`` embeddings (a seeded sample) projected on their first two principal
+    components (``method="pca"``) or by scikit-learn's t-SNE (``"tsne"``)."""
+    if len(embeddings) > max_points:
+        rows = np.random.default_rng(seed).choice(len(embeddings), max_points, replace=False)
+        embeddings, labels = embeddings[rows], labels[rows]
+    return Projection(_project(embeddings, method, seed), labels, method)
+
+
 def plot_embedding_2d(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -30,12 +55,16 @@ def plot_embedding_2d(
     seed: int = 0,
     method: str = "pca",
 ) -> Path:
-    """Scatter a 2-D projection of ``embeddings``, one colour per class: the first two principal
-    components (``method="pca"``) or scikit-learn's t-SNE (``"tsne"``)."""
-    if len(embeddings) > max_points:
-        rows = np.random.default_rng(seed).choice(len(embeddings), max_points, replace=False)
-        embeddings, labels = embeddings[rows], labels[rows]
-    points = _project(embeddings, method, seed)
+    """Scatter a 2-D projection of ``embeddings`` (``project_2d``), one colour per class."""
+    projection = project_2d(embeddings, labels, method, max_points, seed)
+    return plot_projection(projection, path, title, class_names)
+
+
+def plot_projection(
+    projection: Projection, path: Path, title: str, class_names: Sequence[str] = ()
+) -> Path:
+    """Scatter a ``Projection``, one colour per class."""
+    points, labels = projection.points, projection.labels
     classes = np.unique(labels)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
@@ -45,7 +74,7 @@ def plot_embedding_2d(
         ax.scatter(
             points[mask, 0], points[mask, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=name
         )
-    axis_name = "principal component" if method == "pca" else "t-SNE dimension"
+    axis_name = "principal component" if projection.method == "pca" else "t-SNE dimension"
     ax.set_xlabel(f"{axis_name} 1")
     ax.set_ylabel(f"{axis_name} 2")
     ax.set_title(title)
@@ -69,7 +98,7 @@ def _project(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
         tsne = TSNE(
             2, perplexity=perplexity, init="pca", random_state=seed, max_iter=TSNE_ITERATIONS
         )
-        with threadpool_limits(TSNE_THREADS):
+        with threadpool_limits(TSNE_THREADS, user_api="openmp"):  # this thread's OpenMP only
             return tsne.fit_transform(embeddings)
     raise ValueError(f"method must be 'pca' or 'tsne'; got {method!r}")
 

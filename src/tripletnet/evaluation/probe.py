@@ -1,5 +1,6 @@
 """The linear probe in torch, on the evaluation's device: multinomial logistic regression on
-standardised features, fit by full-batch L-BFGS.
+standardised features, fit by full-batch L-BFGS (scipy's L-BFGS-B, as scikit-learn's ``lbfgs``
+solver; the loss and its gradient computed by torch on the device).
 
 The objective is scikit-learn's ``LogisticRegression(C)`` one (``lbfgs`` solver), divided by the
 number of samples n:  (1/n) sum_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n), the intercept b
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedKFold
 
 from .inputs import require_classes
@@ -65,36 +67,35 @@ def fit_linear_probe(
     scale = torch.where(scale > 10 * torch.finfo(scale.dtype).eps, scale, 1.0)
     z = (rows - mean) / scale
     columns = 1 if len(classes) == 2 else len(classes)
-    # (K, D) for F.linear: its gradient, logits^T z, is a fast matrix product where the (D, K)
-    # weight's, z^T logits, is not (66 -> 17 ms an evaluation on 60,000 x 128, one CPU thread)
-    weight = torch.zeros(columns, rows.shape[1], dtype=dtype, device=device)
-    bias = torch.zeros(columns, dtype=dtype, device=device)
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
     penalty = 1.0 / (2.0 * c * len(z))
-    optimizer = torch.optim.LBFGS(
-        [weight, bias],
-        lr=1,
-        max_iter=max_iter,
-        tolerance_grad=TOLERANCE,
-        tolerance_change=1e-9,  # torch's default: the gradient test ends the fit
-        history_size=10,
-        line_search_fn="strong_wolfe",
+    shape = (columns, rows.shape[1])  # (K, D) for F.linear, whose gradient is logits^T z
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss and its gradient at the flat parameters (weight, then bias)."""
+        params = torch.as_tensor(theta, device=device, dtype=dtype).requires_grad_(True)
+        weight, bias = params[: shape[0] * shape[1]].view(shape), params[shape[0] * shape[1] :]
+        with torch.enable_grad():
+            logits = F.linear(z, weight, bias)
+            if columns == 1:
+                data = F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(dtype))
+            else:
+                data = F.cross_entropy(logits, targets)
+            loss = data + penalty * (weight * weight).sum()
+            (gradient,) = torch.autograd.grad(loss, params)
+        return float(loss.detach()), gradient.double().cpu().numpy()
+
+    # scipy's L-BFGS-B with scikit-learn's settings (torch.optim would import torch._dynamo:
+    # over a second on the CPU, for a 1,290-parameter problem)
+    fitted = minimize(
+        objective,
+        np.zeros(shape[0] * shape[1] + columns),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": TOLERANCE, "ftol": 64 * np.finfo(float).eps},
     )
-
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        logits = F.linear(z, weight, bias)
-        if columns == 1:
-            data = F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(dtype))
-        else:
-            data = F.cross_entropy(logits, targets)
-        loss = data + penalty * (weight * weight).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(objective)
-    return LinearProbe(mean, scale, weight.detach().T, bias.detach(), classes)
+    theta = torch.as_tensor(fitted.x, device=device, dtype=dtype)
+    weight = theta[: shape[0] * shape[1]].view(shape)
+    return LinearProbe(mean, scale, weight.T, theta[shape[0] * shape[1] :], classes)
 
 
 def linear_probe_correct(

@@ -13,6 +13,7 @@ Three protocols, chosen by the run's data:
 from __future__ import annotations
 
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,16 @@ from torch import nn
 from ..data import DatasetSplits, ImageFiles, LabelledArray
 from ..devices import resolve_device
 from ..files import read_json
-from ..runs import COMMAND, HISTORY, TrainedRun, load_run
+from ..runs import COMMAND, HISTORY, MODEL, TrainedRun, load_run
 from ..runs.data import Embedded, embed_split, load_data
 from ..sampling import fixed_test_triplets
 from ..text import plural
 from .baseline_cache import cached_row, data_identity
 from .classify import knn_accuracy
-from .evaluate import Evaluation, evaluate_embeddings
+from .embedding_cache import cached_embeddings, embeddings_key, file_digest
+from .evaluate import ONE_BLAS_THREAD, Evaluation, compared_rows, evaluate_embeddings
 from .probe import linear_probe_accuracy
-from .report_files import render_evaluation, write_evaluation
+from .report_files import embedding_projections, render_evaluation, write_evaluation
 from .triplet_error import triplet_error
 from .verification import (
     calibrate_threshold,
@@ -63,6 +65,7 @@ class Protocol:
         return cls("closed set", data.test, data.train, data.train)
 
 
+@ONE_BLAS_THREAD
 def evaluate_run(
     run_dir: str | Path,
     k: int | None = None,
@@ -80,7 +83,8 @@ def evaluate_run(
     reported on the test pairs. Distances are the run's metric (cosine distance for cosine runs).
 
     Everything runs on ``device`` (``auto``: a GPU when there is one): the net, the k-NN search,
-    the retrieval scores and the linear probes. The raw-input row is cached (``baseline_cache``).
+    the retrieval scores and the linear probes. The raw-input row is cached (``baseline_cache``),
+    and so are the run's embeddings of each split (``embedding_cache``).
     """
     on = resolve_device(device)
     run = load_run(run_dir, device=on)
@@ -90,8 +94,13 @@ def evaluate_run(
     data = load_data(config)
     protocol = Protocol.of(data)
 
-    def embedded(part: LabelledArray) -> Embedded:
-        return embed_split(run.model, part, run.prepare, device=on, workers=workers)
+    weights = file_digest(run.path / MODEL)
+
+    def embedded(part: LabelledArray) -> Embedded:  # cached: the same weights, the same samples
+        key = embeddings_key(weights, data_identity(part.x, part.y), on)
+        return cached_embeddings(
+            key, lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers)
+        )[0]
 
     queries = embedded(protocol.queries)
     gallery = embedded(protocol.gallery) if protocol.gallery is not None else None
@@ -106,17 +115,23 @@ def evaluate_run(
         split = "train" if protocol.name == "closed set" else "queries"
         save_threshold(out, {**calibration, "split": split, "metric": metric})
     saved = load_threshold(out)
-    evaluation = _measure(
-        queries,
-        gallery,
-        k=k,
-        pairs=pairs,
-        linear_probe=protocol.fit_on is not None,
-        threshold=saved["distance_threshold"] if saved else None,
-        seed=seed,
-        metric=metric,
-        device=on,
-    )
+    # the figures' 2-D views (t-SNE: seconds of one core) are made beside the measures
+    with ThreadPoolExecutor(1) as background:
+        projected = background.submit(
+            embedding_projections, compared_rows(queries.embeddings, metric), queries.labels, tsne
+        )
+        evaluation = _measure(
+            queries,
+            gallery,
+            k=k,
+            pairs=pairs,
+            linear_probe=protocol.fit_on is not None,
+            threshold=saved["distance_threshold"] if saved else None,
+            seed=seed,
+            metric=metric,
+            device=on,
+        )
+        projections = projected.result()
     rows = {"embedding": _row(evaluation.metrics, queries.embeddings.shape[1], k, protocol)}
     labelled = run.labelled()
     if labelled is not None and gallery is not None:  # few labels: 1-NN to the labelled samples
@@ -175,6 +190,7 @@ def evaluate_run(
         class_names=run.spec.class_names,
         tsne=tsne,
         render=render_report,
+        projections=projections,
     )
     return metrics
 

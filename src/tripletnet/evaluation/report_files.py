@@ -11,12 +11,20 @@ import numpy as np
 
 from ..files import write_atomic, write_json_atomic, write_text_atomic
 from .evaluate import Evaluation
-from .plots import plot_distance_histograms, plot_embedding_2d, plot_roc, plot_training_curves
+from .plots import (
+    Projection,
+    plot_distance_histograms,
+    plot_projection,
+    plot_roc,
+    plot_training_curves,
+    project_2d,
+)
 from .retrieval_grid import plot_retrieval_grid
 from .verification import roc
 
 PER_QUERY = "per_query.npz"
 TSNE_POINTS = 1000  # 1000 points: the classes as clear as with 1500, t-SNE in 40 % less time
+PROJECTION_FILES = {"embedding_pca": "embedding.png", "embedding_tsne": "embedding_tsne.png"}
 
 
 def write_evaluation(
@@ -29,26 +37,24 @@ def write_evaluation(
     class_names: Sequence[str] = (),
     tsne: bool = True,
     render: Callable[[dict[str, Any]], str] | None = None,
+    projections: dict[str, Projection] | None = None,
 ) -> dict[str, Any]:
     """Write the figures, per_query.npz, metrics.json and report.md (``render(metrics)``,
-    by default ``render_evaluation``); return the metrics."""
+    by default ``render_evaluation``); return the metrics. ``projections``: the 2-D views of
+    the queries (``embedding_projections``) when they were computed beforehand."""
     metrics, results = evaluation.metrics, evaluation.retrieval
     labels, queries = results.query_labels, evaluation.queries
+    if projections is None:
+        projections = embedding_projections(queries, labels, tsne)
     figures = {
-        "embedding_pca": plot_embedding_2d(
-            queries, labels, out / "embedding.png", f"{title}: PCA", class_names
-        )
-    }
-    if tsne:
-        figures["embedding_tsne"] = plot_embedding_2d(
-            queries,
-            labels,
-            out / "embedding_tsne.png",
-            f"{title}: t-SNE",
+        name: plot_projection(
+            projection,
+            out / PROJECTION_FILES[name],
+            f"{title}: {'PCA' if projection.method == 'pca' else 't-SNE'}",
             class_names,
-            TSNE_POINTS,
-            method="tsne",
         )
+        for name, projection in projections.items()
+    }
     far, tar, _ = roc(evaluation.pair_distances, evaluation.pair_same)
     figures["roc"] = plot_roc(
         far, tar, metrics["verification"], out / "roc.png", f"{title}: verification ROC"
@@ -79,6 +85,17 @@ def write_evaluation(
     report = render(metrics) if render is not None else render_evaluation(metrics, title)
     write_text_atomic(out / "report.md", report)
     return metrics
+
+
+def embedding_projections(
+    queries: np.ndarray, labels: np.ndarray, tsne: bool = True
+) -> dict[str, Projection]:
+    """The 2-D views of the query embeddings that the figures show: PCA, and t-SNE of
+    ``TSNE_POINTS`` of them."""
+    projections = {"embedding_pca": project_2d(queries, labels, "pca")}
+    if tsne:
+        projections["embedding_tsne"] = project_2d(queries, labels, "tsne", TSNE_POINTS)
+    return projections
 
 
 def save_per_query(path: Path, evaluation: Evaluation) -> Path:
