@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from tripletnet.evaluation.classify import knn_predict, nearest_centroid_correct, vote
 from tripletnet.evaluation.clustering import clustering_scores
-from tripletnet.evaluation.confidence import bootstrap_ci, paired_comparison
+from tripletnet.evaluation.confidence import bootstrap_ci, bootstrap_cis, paired_comparison
 from tripletnet.evaluation.evaluate import evaluate_embeddings
 from tripletnet.evaluation.inputs import EvaluationInputError
 from tripletnet.evaluation.probe import linear_probe_accuracy
@@ -157,3 +157,25 @@ def test_retrieval_grid_shows_failures_beside_successes() -> None:
     assert len(set(rows)) == 8 and (~first_right[rows]).sum() == 4
     perfect = retrieve(np.eye(4)[labels].astype(np.float32), labels)  # no failure to show
     assert len(pick_queries(perfect, 8)) == 8
+
+
+def test_bootstrap_intervals_share_resamples_and_equal_one_call_each() -> None:
+    """Arrays of one length share the resampled rows: each interval is what the percentile
+    bootstrap gives it alone (a reference draw of 64 resamples at a time from the seed)."""
+    rng = np.random.default_rng(4)
+    scores = {"a": rng.random(300), "b": rng.random(300) > 0.3, "c": rng.random(77)}
+
+    def reference(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+        draw = np.random.default_rng(seed)
+        blocks = [
+            draw.integers(0, len(values), (min(64, resamples - s), len(values)))
+            for s in range(0, resamples, 64)
+        ]
+        means = np.concatenate([np.asarray(values, dtype=np.float64)[b].mean(1) for b in blocks])
+        tail = (1.0 - 0.95) / 2.0  # as the interval's own arithmetic: 0.025 + 2e-17
+        low, high = np.quantile(means, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+    together = bootstrap_cis(scores, seed=3)
+    for name, values in scores.items():
+        assert together[name] == bootstrap_ci(values, seed=3) == reference(values, seed=3)

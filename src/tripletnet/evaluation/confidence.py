@@ -14,30 +14,39 @@ import numpy as np
 
 from .inputs import EvaluationInputError
 
+BLOCK = 64  # resamples drawn at a time: a (64, N) index block
 
-def _resampled_means(
-    values: np.ndarray, resamples: int, rng: np.random.Generator, block: int = 64
-) -> np.ndarray:
-    means = np.empty(resamples)
-    for start in range(0, resamples, block):
-        rows = min(block, resamples - start)
-        means[start : start + rows] = values[
-            rng.integers(0, len(values), (rows, len(values)))
-        ].mean(1)
-    return means
+
+def bootstrap_cis(
+    scores: dict[str, np.ndarray], confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """``bootstrap_ci`` of each array of ``scores``: arrays of one length share the resampled
+    rows (drawn once, from ``seed``, as each call of ``bootstrap_ci`` would draw them), so the
+    intervals are the same as one call each, in a fraction of the time."""
+    arrays = {name: np.asarray(v, dtype=np.float64) for name, v in scores.items()}
+    if any(len(v) == 0 for v in arrays.values()):
+        raise EvaluationInputError("a confidence interval needs at least one score")
+    means = {name: np.empty(resamples) for name in arrays}
+    for n in {len(v) for v in arrays.values()}:
+        same_length = [name for name, v in arrays.items() if len(v) == n]
+        rng = np.random.default_rng(seed)
+        for start in range(0, resamples, BLOCK):
+            rows = rng.integers(0, n, (min(BLOCK, resamples - start), n))
+            for name in same_length:
+                means[name][start : start + len(rows)] = arrays[name][rows].mean(1)
+    tail = (1.0 - confidence) / 2.0
+    intervals = {}
+    for name, m in means.items():
+        low, high = np.quantile(m, [tail, 1.0 - tail])
+        intervals[name] = (float(low), float(high))
+    return intervals
 
 
 def bootstrap_ci(
     values: np.ndarray, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean of ``values``."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        raise EvaluationInputError("a confidence interval needs at least one score")
-    means = _resampled_means(values, resamples, np.random.default_rng(seed))
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+    return bootstrap_cis({"values": values}, confidence, resamples, seed)["values"]
 
 
 def paired_comparison(

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from ..checks import check_choice
 from .classify import nearest_centroid_correct, vote
 from .clustering import clustering_scores
-from .confidence import bootstrap_ci
+from .confidence import bootstrap_cis
 from .inputs import EvaluationInputError, labelled, require_classes
 from .neighbours import check_dimensions
 from .opis import threshold_consistency
@@ -180,10 +180,9 @@ def evaluate_embeddings(
         section, metric = name.split(".")
         if section == "classifiers":
             metrics["classifiers"][metric] = float(np.mean(scores))
-        if name in HEADLINE and len(scores):  # no scored query: no interval
-            metrics["confidence_intervals"][name] = list(
-                bootstrap_ci(scores, confidence, resamples, seed)
-            )
+    headline = {name: v for name, v in per_query.items() if name in HEADLINE and len(v)}
+    intervals = bootstrap_cis(headline, confidence, resamples, seed)  # no scored query: none
+    metrics["confidence_intervals"] = {name: list(ci) for name, ci in intervals.items()}
     if threshold is not None:
         metrics["verification"]["at_saved_threshold"] = accuracy_at_threshold(
             pair_d, same, threshold

@@ -67,7 +67,7 @@ def knn_chunks(
     chunk_size = max(1, min(chunk_size or chunk_rows(len(gallery), k), len(queries)))
     # one buffer for every chunk's distances: a fresh (chunk, M) block each time costs the
     # CPU its page faults (about a third of the product's time)
-    buffer = torch.empty(chunk_size, len(gallery), device=queries.device)
+    buffer = torch.empty(chunk_size, len(gallery), device=queries.device, dtype=queries.dtype)
     for start in range(0, len(queries), chunk_size):
         chunk = queries[start : start + chunk_size]
         # ||g||^2 - 2 q.g ranks the gallery as d^2 does: ||q||^2 is the same along a row
