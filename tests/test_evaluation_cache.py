@@ -140,3 +140,20 @@ def test_compose_cells_frames_each_image_in_its_colour() -> None:
     np.testing.assert_allclose(mosaic[red_top, 0], [0.83921569, 0.15294118, 0.15686275])
     np.testing.assert_array_equal(mosaic[red_top + frame + 1, frame + 1], [0.0, 0.0, 0.0])
     assert (mosaic[:band] == 1.0).all()  # the label band above the first row is white
+
+
+def test_the_search_beside_the_other_measures_changes_nothing(monkeypatch) -> None:
+    """The search in a thread (cpu, cuda) or before the other measures (other devices): the
+    same metrics and per-query scores."""
+    from tripletnet.evaluation import evaluate
+    from tripletnet.evaluation.evaluate import evaluate_embeddings
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 300)
+    x = (rng.normal(size=(4, 6))[labels] * 3 + rng.normal(size=(300, 6))).astype(np.float32)
+    beside = evaluate_embeddings(x[:100], labels[:100], x[100:], labels[100:], pairs=200)
+    monkeypatch.setattr(evaluate, "CONCURRENT_DEVICES", ())
+    inline = evaluate_embeddings(x[:100], labels[:100], x[100:], labels[100:], pairs=200)
+    assert json.dumps(beside.metrics, sort_keys=True) == json.dumps(inline.metrics, sort_keys=True)
+    for name, scores in beside.per_query.items():
+        np.testing.assert_array_equal(scores, inline.per_query[name])

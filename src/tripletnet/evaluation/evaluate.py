@@ -6,9 +6,11 @@ give verification; per-query scores give bootstrap intervals and paired comparis
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -19,13 +21,16 @@ from .classify import nearest_centroid_correct, vote
 from .clustering import clustering_scores
 from .confidence import bootstrap_cis
 from .inputs import EvaluationInputError, labelled, require_classes
-from .neighbours import check_dimensions
+from .neighbours import check_dimensions, eval_device
 from .opis import threshold_consistency
 from .probe import linear_probe_correct, linear_probe_cross_validated
 from .retrieval import RetrievalResults, retrieve
 from .verification import accuracy_at_threshold, pair_distances, sample_pairs, verification_metrics
 
 GRID_NEIGHBOURS = 8
+CONCURRENT_DEVICES = ("cpu", "cuda")  # where the search runs in a thread beside the rest (MPS
+# is not documented as safe to drive from two threads)
+T = TypeVar("T")
 METRICS = ("euclidean", "cosine")
 
 
@@ -33,6 +38,17 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     """Each row divided by its L2 norm (a zero row stays zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _submit(
+    pool: ThreadPoolExecutor | None, task: Callable[..., T], *args: Any, **kw: Any
+) -> Future[T]:
+    """``task(*args, **kw)`` in the pool's thread, or here and now (a done future) without one."""
+    if pool is not None:
+        return pool.submit(task, *args, **kw)
+    done: Future[T] = Future()
+    done.set_result(task(*args, **kw))
+    return done
 
 
 def compared_rows(x: np.ndarray, metric: str) -> np.ndarray:
@@ -122,8 +138,10 @@ def evaluate_embeddings(
         )
     # the search (native code that releases the GIL) runs beside the measures that need no
     # neighbours: on a 2-core CPU about a third less time than one after the other
-    with ThreadPoolExecutor(1) as background:
-        searched = background.submit(
+    beside = eval_device(device).type in CONCURRENT_DEVICES
+    with ThreadPoolExecutor(1) if beside else nullcontext() as background:
+        searched = _submit(
+            background,
             retrieve,
             queries,
             query_labels,
