@@ -212,9 +212,9 @@ def test_save_changes_writes_only_what_no_save_has_written(
     written: list[Path] = []
     write_version = index_module.write_version
 
-    def counted(root: Path, files: Any, based_on: str | None = None) -> Path:
+    def counted(root: Path, files: Any) -> Path:
         written.append(root)
-        return write_version(root, files, based_on)
+        return write_version(root, files)
 
     monkeypatch.setattr(index_module, "write_version", counted)
     index = SearchIndex(16)

@@ -45,21 +45,6 @@ def project_2d(
     return Projection(_project(embeddings, method, seed), labels, method)
 
 
-def plot_embedding_2d(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    path: Path,
-    title: str,
-    class_names: Sequence[str] = (),
-    max_points: int = 5000,
-    seed: int = 0,
-    method: str = "pca",
-) -> Path:
-    """Scatter a 2-D projection of ``embeddings`` (``project_2d``), one colour per class."""
-    projection = project_2d(embeddings, labels, method, max_points, seed)
-    return plot_projection(projection, path, title, class_names)
-
-
 def plot_projection(
     projection: Projection, path: Path, title: str, class_names: Sequence[str] = ()
 ) -> Path:

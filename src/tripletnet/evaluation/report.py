@@ -56,6 +56,12 @@ class Protocol:
     gallery: LabelledArray | None
     fit_on: LabelledArray | None  # where the classifiers are fit (None: no classifier row)
 
+    def parts(self) -> dict[str, LabelledArray]:
+        """The splits that are embedded: the queries, and the gallery where there is one."""
+        return {"queries": self.queries} | (
+            {} if self.gallery is None else {"gallery": self.gallery}
+        )
+
     @classmethod
     def of(cls, data: DatasetSplits) -> Protocol:
         if data.query is not None and data.gallery is not None:
@@ -94,16 +100,21 @@ def evaluate_run(
     data = load_data(config)
     protocol = Protocol.of(data)
 
+    parts = protocol.parts()
+    identities = {
+        name: data_identity(part.x, part.y) for name, part in parts.items()
+    }  # both caches
     weights = file_digest(run.path / MODEL)
 
-    def embedded(part: LabelledArray) -> Embedded:  # cached: the same weights, the same samples
-        key = embeddings_key(weights, data_identity(part.x, part.y), on)
+    def embedded(name: str) -> Embedded:  # cached: the same weights, the same samples
+        part = parts[name]
         return cached_embeddings(
-            key, lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers)
+            embeddings_key(weights, identities[name], on),
+            lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers),
         )[0]
 
-    queries = embedded(protocol.queries)
-    gallery = embedded(protocol.gallery) if protocol.gallery is not None else None
+    queries = embedded("queries")
+    gallery = embedded("gallery") if "gallery" in parts else None
     out = Path(run_dir)
     if calibrate_far is not None or calibrate_precision is not None:
         fitted = gallery if gallery is not None else queries
@@ -140,7 +151,7 @@ def evaluate_run(
             gallery.embeddings[at], gallery.labels[at], queries, 1, on
         )
     if raw_baseline and _raw_is_affordable(protocol):
-        rows["raw"] = _raw_row(run, protocol, k, pairs, seed, on)
+        rows["raw"] = _raw_row(run, protocol, k, pairs, seed, on, identities)
     triplets = fixed_test_triplets(queries.labels, pairs, seed)
     history_path = out / HISTORY
     history = read_json(history_path) if history_path.is_file() else []
@@ -241,24 +252,30 @@ def _row(metrics: dict[str, Any], dim: int, k: int, protocol: Protocol) -> dict[
 def _raw_is_affordable(protocol: Protocol) -> bool:
     """The raw-input row decodes every sample: done for arrays, and for up to
     RAW_BASELINE_LIMIT image files."""
-    parts = [protocol.queries, *([protocol.gallery] if protocol.gallery is not None else [])]
+    parts = protocol.parts().values()
     files = sum(len(part) for part in parts if isinstance(part.x, ImageFiles))
     return files <= RAW_BASELINE_LIMIT
 
 
 def _raw_row(
-    run: TrainedRun, protocol: Protocol, k: int, pairs: int, seed: int, device: torch.device
+    run: TrainedRun,
+    protocol: Protocol,
+    k: int,
+    pairs: int,
+    seed: int,
+    device: torch.device,
+    identities: dict[str, str],
 ) -> dict[str, Any]:
     """The same measures on the normalised raw inputs (Euclidean), the baseline: computed once
-    per dataset, protocol and options, then read from the cache (``baseline_cache``)."""
-    parts = {"queries": protocol.queries, "gallery": protocol.gallery}
+    per dataset, protocol and options, then read from the cache (``baseline_cache``);
+    ``identities``: ``data_identity`` of each of the protocol's parts."""
     options = {
         "protocol": protocol.name,
         "k": k,
         "pairs": pairs,
         "seed": seed,
         "normalizer": run.spec.normalizer.to_dict(),
-        **{name: data_identity(p.x, p.y) for name, p in parts.items() if p is not None},
+        **identities,
     }
     return cached_row(options, lambda: _raw_measures(run, protocol, k, pairs, seed, device))[0]
 

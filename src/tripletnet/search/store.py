@@ -84,18 +84,13 @@ def live_version_name(root: Path) -> str | None:
     return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
 
 
-def write_version(
-    root: str | os.PathLike[str], files: dict[str, FileWriter], based_on: str | None = None
-) -> Path:
-    """Write ``files`` (name -> writer(path)) as a new version of ``root`` and make it live.
-
-    ``based_on`` names the version the state was read from (None: replace whatever is live).
-    """
+def write_version(root: str | os.PathLike[str], files: dict[str, FileWriter]) -> Path:
+    """Write ``files`` (name -> writer(path)) as a new version of ``root`` and make it live
+    (under the folder's lock; a writer that must not drop another's version calls
+    ``check_live`` holding it first)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with index_lock(root):
-        if based_on is not None:
-            check_live(root, based_on)
         return _write_locked(root, files)
 
 
