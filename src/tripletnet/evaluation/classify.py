@@ -94,7 +94,7 @@ def nearest_centroid_correct(
     gallery_labels = query_labels if gallery_labels is None else gallery_labels
     classes, inverse, counts = np.unique(gallery_labels, return_inverse=True, return_counts=True)
     # the rows of each class summed in their order (a stable sort, then one reduceat: the
-    # sums np.add.at gives, in a tenth of its time)
+    # sums np.add.at gives, in a fraction of its time)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     by_class = gallery[np.argsort(inverse, kind="stable")].astype(np.float64)
     sums = np.add.reduceat(by_class, starts, axis=0)

@@ -76,7 +76,7 @@ def plot_retrieval_grid(
 ) -> Path:
     """One row per query: the query, then its top ``neighbours`` results. The queries are
     random, from as many classes as possible, half of them failures (``pick_queries``). The
-    cells are composed into one image (one axes, not one per cell: a tenth of the time)."""
+    cells are composed into one image (one axes, not one per cell: far less drawing)."""
     neighbours = min(neighbours, results.k)
     rows = pick_queries(results, queries, seed)
     hits = results.hits_of(rows)
