@@ -24,6 +24,8 @@ STAGES = {  # module -> the functions timed where that module calls them
         "embed_split",
         "cached_embeddings",
         "embedding_projections",
+        "cached_projections",
+        "draw_views",
         "_measure",
         "_raw_row",
         "triplet_error",
@@ -40,6 +42,7 @@ STAGES = {  # module -> the functions timed where that module calls them
         "bootstrap_cis",
     ],
     "tripletnet.evaluation.report_files": [
+        "embedding_projections",
         "plot_embedding_2d",
         "plot_projection",
         "plot_roc",
@@ -55,6 +58,12 @@ def main() -> None:
     parser.add_argument("run_dir")
     args = parser.parse_args()
     start = time.perf_counter()
+    try:  # as the command does (commits from issue 15's fourth round on), before torch loads
+        from tripletnet.cli.memory import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
     modules = {name: importlib.import_module(name) for name in STAGES}
     imported = time.perf_counter() - start
     seconds: dict[str, float] = defaultdict(float)

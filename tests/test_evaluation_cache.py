@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 import torch
 
 from tripletnet.cli import main
-from tripletnet.evaluation import baseline_cache, embedding_cache, report
+from tripletnet.evaluation import baseline_cache, embedding_cache, report, report_files
 from tripletnet.evaluation.embedding_cache import cached_embeddings, embeddings_key
-from tripletnet.evaluation.report_files import embedding_projections, write_evaluation
+from tripletnet.evaluation.report_files import draw_views, embedding_projections, write_evaluation
 from tripletnet.evaluation.retrieval_grid import compose_cells
 from tripletnet.runs.data import Embedded
 
@@ -85,7 +86,8 @@ def test_a_second_evaluation_reads_the_embeddings_back(cache, tmp_path, monkeypa
     train = ["train", "--epochs", "1", "--triplets-per-epoch", "600", "--test-triplets", "300"]
     assert main([*train, "--out", str(run), "--no-progress"]) == 0  # ends with an evaluation
     first = json.loads((run / "metrics.json").read_text())
-    assert len(list(cache.iterdir())) == 2  # the test and the train split
+    figures = {name: (run / name).read_bytes() for name in ("embedding.png", "embedding_tsne.png")}
+    assert len(list(cache.iterdir())) == 3  # the test and the train split, the test's 2-D views
 
     class NetRan(Exception):
         pass
@@ -93,28 +95,40 @@ def test_a_second_evaluation_reads_the_embeddings_back(cache, tmp_path, monkeypa
     def embed_split(*args, **options):
         raise NetRan
 
+    def embedding_projections(*args, **options):
+        raise AssertionError("the 2-D views were computed again")
+
     monkeypatch.setattr(report, "embed_split", embed_split)
-    assert main(["evaluate", str(run)]) == 0  # the net did not run again
+    monkeypatch.setattr(report_files, "embedding_projections", embedding_projections)
+    assert main(["evaluate", str(run)]) == 0  # neither the net nor t-SNE ran again
     assert json.loads((run / "metrics.json").read_text()) == first
+    assert {name: (run / name).read_bytes() for name in figures} == figures
     monkeypatch.setattr(report, "file_digest", lambda path: "other weights")
     with pytest.raises(NetRan):  # other weights: a miss
         report.evaluate_run(run)
 
 
-def test_precomputed_projections_write_the_same_figures(tmp_path) -> None:
+def test_views_drawn_beforehand_are_the_figures_drawn_with_the_rest(tmp_path) -> None:
     from tripletnet.evaluation.evaluate import evaluate_embeddings
 
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 120)
     x = (rng.normal(size=(3, 5))[labels] * 4 + rng.normal(size=(120, 5))).astype(np.float32)
     evaluation = evaluate_embeddings(x, labels, pairs=100)
+    history = [
+        {"epoch": 1, "loss": 0.5, "seconds": 1.0},
+        {"epoch": 2, "loss": 0.25, "seconds": 1.0},
+    ]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = write_evaluation(tmp_path / "a", evaluation, "t")
+    a = write_evaluation(tmp_path / "a", copy.deepcopy(evaluation), "t", history=history)
     projections = embedding_projections(evaluation.queries, labels)
-    b = write_evaluation(tmp_path / "b", evaluation, "t", projections=projections)
+    views = draw_views(tmp_path / "b", "t", projections, history)
+    assert set(views) == {"embedding_pca", "embedding_tsne", "training_curves"}
+    b = write_evaluation(tmp_path / "b", evaluation, "t", views=views)
+    assert list(a["figures"]) == list(b["figures"])  # the same names in the same order
     assert a["figures"] == b["figures"]
-    for name in ("embedding.png", "embedding_tsne.png"):
+    for name in a["figures"].values():
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 

@@ -18,8 +18,10 @@ from tripletnet.evaluation.inputs import EvaluationInputError
 from tripletnet.evaluation.probe import linear_probe_accuracy
 from tripletnet.evaluation.retrieval_grid import spread_queries
 from tripletnet.evaluation.verification import (
+    PAIR_BLOCK,
     calibrate_threshold,
     load_threshold,
+    pair_distances,
     save_threshold,
     verification_metrics,
 )
@@ -63,6 +65,19 @@ def test_verification_agrees_with_sklearn_and_brute_force() -> None:
     for target in (1e-2, 1e-1):
         assert metrics[f"tar_at_far_{target:g}"] == pytest.approx(tar[far <= target].max())
         assert metrics[f"tar_at_far_{target:g}"] == pytest.approx(sk_tar[sk_far <= target].max())
+
+
+def test_pair_distances_in_blocks_equal_the_distance_of_each_pair() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 7)).astype(np.float32)
+    pairs = rng.integers(0, 50, (2 * PAIR_BLOCK + 3, 2))
+    a, b = x[pairs[:, 0]].astype(np.float64), x[pairs[:, 1]].astype(np.float64)
+    l2 = np.sqrt(((a - b) ** 2).sum(1))
+    cosine = 1 - (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    assert pair_distances(x, pairs).dtype == np.float32
+    np.testing.assert_allclose(pair_distances(x, pairs), l2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pair_distances(x, pairs, "cosine"), cosine, rtol=1e-5, atol=1e-6)
+    assert pair_distances(x, pairs[:0]).shape == (0,)
 
 
 def test_calibrated_threshold_meets_its_target_and_round_trips(tmp_path) -> None:

@@ -108,7 +108,7 @@ def test_a_given_threshold_reports_its_far() -> None:
 def test_threshold_at_far_accepts_at_most_that_share() -> None:
     negatives = np.arange(100, dtype=np.float64)
     for far in (0.001, 0.01, 0.1, 0.5):
-        t = threshold_at_far(negatives, far)
+        t = threshold_at_far([negatives], far)
         assert (negatives >= t).mean() <= far < (negatives >= t - 1).mean()
 
 
@@ -126,13 +126,18 @@ def _sorted_threshold_at_far(negatives: np.ndarray, far: float) -> float:
 
 
 def test_threshold_at_far_selection_equals_the_sorted_rule() -> None:
-    """Ties at the threshold, all equal, none or all accepted: the selection's threshold is the
-    sort's."""
+    """Ties at the threshold and across parts, all equal, empty parts, none or all accepted: the
+    threshold found inside the sorted parts is the one of the whole sorted union."""
     rng = np.random.default_rng(1)
     cases = [rng.integers(0, 20, 500).astype(np.float64), rng.normal(size=999), np.ones(50)]
     for negatives in cases:
-        for far in (0.0, 0.001, 0.013, 0.1, 0.5, 1.0):
-            assert threshold_at_far(negatives, far) == _sorted_threshold_at_far(negatives, far)
+        for cuts in ([], [0, 0], [1], [7, 100, 101, 300], sorted(rng.integers(0, 50, 9))):
+            parts = [np.sort(part) for part in np.split(rng.permutation(negatives), cuts)]
+            for far in (0.0, 0.001, 0.013, 0.1, 0.5, 1.0):
+                expected = _sorted_threshold_at_far(negatives, far)
+                assert threshold_at_far(parts, far) == expected, (cuts, far)
+    with pytest.raises(ValueError, match="at least one"):
+        threshold_at_far([np.zeros(0)], 0.1)
 
 
 def test_large_sets_are_subsampled_per_class() -> None:

@@ -11,6 +11,7 @@ import sys
 import click
 
 from ..errors import TripletnetError
+from .memory import keep_freed_memory
 
 # name -> the module and object of each command, imported only when it runs (or --help lists
 # them), so that e.g. `tripletnet serve --onnx` never imports torch
@@ -50,9 +51,13 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the command; print user errors as one line and return 2."""
+    """Entry point: run the command; print user errors as one line and return 2. As the process
+    itself (``argv`` None: the ``tripletnet`` script, ``python -m tripletnet``), a batch command
+    keeps freed memory for reuse (``memory``); ``serve`` gives it back."""
     try:
         args = sys.argv[1:] if argv is None else argv
+        if argv is None and _command(args).strip() != "serve":
+            keep_freed_memory()
         cli.main(args=args, prog_name="tripletnet", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as done:
         return int(done.exit_code)

@@ -10,7 +10,9 @@ One safetensors file per key in the ``embeddings`` folder beside the baseline ro
 of ``CODE_VERSION``, the bytes of the run's weights file (the net and its normalisation), the
 device type that embeds (a GPU's float rounding differs from the CPU's) and the split's identity
 (``baseline_cache.data_identity``: its samples' bytes, or image files' paths, sizes and times).
-The folder keeps at most ``LIMIT_BYTES``: the least recently used files go first.
+The folder keeps at most ``LIMIT_BYTES``: the least recently used files go first. The figures'
+2-D views of the test embeddings (PCA, t-SNE) are kept the same way (``projections_key``:
+the embeddings' key and the projection's settings), through the same ``cached_arrays``.
 """
 
 from __future__ import annotations
@@ -51,28 +53,59 @@ def embeddings_key(weights: str, data: str, device: torch.device) -> str:
 
 def cached_embeddings(key: str, compute: Callable[[], Embedded]) -> tuple[Embedded, bool]:
     """The embeddings stored under ``key``, or ``compute()``d and stored; and whether it was a
-    cache hit. A damaged or mismatched file is recomputed and replaced; a read-only cache folder
-    costs the time, never the evaluation."""
+    cache hit (``cached_arrays``)."""
+
+    def arrays() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        embedded = compute()
+        return {
+            "embeddings": np.ascontiguousarray(embedded.embeddings, dtype=np.float32),
+            "labels": np.ascontiguousarray(embedded.labels),
+            "kept": np.ascontiguousarray(embedded.kept, dtype=np.int64),
+        }, {"unreadable": json.dumps(embedded.unreadable)}
+
+    stored, meta, hit = cached_arrays(key, arrays)
+    unreadable = json.loads(meta.get("unreadable", "[]"))
+    embedded = Embedded(stored["embeddings"], stored["labels"], stored["kept"], list(unreadable))
+    return embedded, hit
+
+
+def projections_key(embeddings: str, *settings: object) -> str:
+    """The hex key of a split's 2-D views: its embeddings' key and the projection's settings
+    (the method's options and the version of the library that projects)."""
+    text = json.dumps([CODE_VERSION, "projections", embeddings, *map(str, settings)])
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def cached_arrays(
+    key: str, compute: Callable[[], tuple[Arrays, dict[str, str]]]
+) -> tuple[Arrays, dict[str, str], bool]:
+    """The arrays and metadata stored under ``key``, or ``compute()``d and stored; and whether
+    it was a cache hit. A damaged or mismatched file is recomputed and replaced; a read-only
+    cache folder costs the time, never the evaluation."""
     directory = cache_dir()
     if directory is None:
-        return compute(), False
+        return *compute(), False
     folder = directory / FOLDER
     path = folder / f"{key}.safetensors"
     stored = _read(path, key)
     if stored is not None:
         path.touch()  # recently used: the last to be evicted
-        return stored, True
-    embedded = compute()
+        return *stored, True
+    arrays, meta = compute()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _write(path, key, embedded)
+        data = save_arrays(arrays, metadata={**meta, "key": key, "version": CODE_VERSION})
+        write_atomic(path, lambda tmp: tmp.write_bytes(data))
         _evict(folder, keep=path)
     except OSError:
         pass
-    return embedded, False
+    return arrays, meta, False
 
 
-def _read(path: Path, key: str) -> Embedded | None:
+def _read(path: Path, key: str) -> tuple[Arrays, dict[str, str]] | None:
     if not path.is_file():
         return None
     try:
@@ -80,22 +113,10 @@ def _read(path: Path, key: str) -> Embedded | None:
             meta = stored.metadata() or {}
             if meta.get("key") != key:
                 return None
-            arrays = {name: stored.get_tensor(name) for name in ("embeddings", "labels", "kept")}
-            unreadable = json.loads(meta.get("unreadable", "[]"))
+            names = stored.keys()  # a safe_open is not iterable
+            return {name: stored.get_tensor(name) for name in names}, meta
     except (OSError, SafetensorError, ValueError):  # damaged: recomputed
         return None
-    return Embedded(arrays["embeddings"], arrays["labels"], arrays["kept"], list(unreadable))
-
-
-def _write(path: Path, key: str, embedded: Embedded) -> None:
-    arrays = {
-        "embeddings": np.ascontiguousarray(embedded.embeddings, dtype=np.float32),
-        "labels": np.ascontiguousarray(embedded.labels),
-        "kept": np.ascontiguousarray(embedded.kept, dtype=np.int64),
-    }
-    meta = {"key": key, "version": CODE_VERSION, "unreadable": json.dumps(embedded.unreadable)}
-    data = save_arrays(arrays, metadata=meta)
-    write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _evict(folder: Path, keep: Path, limit: int = LIMIT_BYTES) -> None:

@@ -18,6 +18,7 @@ how unequal one threshold is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,13 @@ def pair_scores(embeddings: np.ndarray, rows: np.ndarray, metric: str) -> np.nda
     if metric == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x[rows] @ x.T
-    squared = (x[rows] ** 2).sum(1)[:, None] + (x**2).sum(1)[None, :] - 2 * x[rows] @ x.T
-    return -np.sqrt(np.maximum(squared, 0.0))
+    products = x[rows] @ x.T
+    products *= 2
+    squared = (x[rows] ** 2).sum(1)[:, None] + (x**2).sum(1)[None, :]
+    squared -= products  # in place: |a|^2 + |b|^2 - 2 a.b, no temporary the size of the block
+    np.maximum(squared, 0.0, out=squared)
+    np.sqrt(squared, out=squared)
+    return np.negative(squared, out=squared)
 
 
 def accepted_at(sorted_scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -55,7 +61,10 @@ def class_scores(
         same = np.broadcast_to(labels == label, scores.shape).copy()
         same[np.arange(len(rows)), rows] = False  # a sample is not its own pair
         different = np.broadcast_to(labels != label, scores.shape)
-        out[label.item()] = (np.sort(scores[same]), np.sort(scores[different]))
+        positives, negatives = scores[same], scores[different]
+        positives.sort()  # in place: no second copy of the pairs
+        negatives.sort()
+        out[label.item()] = (positives, negatives)
     return out
 
 
@@ -71,21 +80,42 @@ def subset(labels: np.ndarray, most: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def threshold_at_far(negatives: np.ndarray, far: float) -> float:
+def count_at_least(parts: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
+    """How many scores of the (each ascending) ``parts`` are >= each of ``values``."""
+    return sum((accepted_at(part, values) for part in parts), np.zeros(len(values), np.int64))
+
+
+def threshold_at_far(parts: Sequence[np.ndarray], far: float) -> float:
     """The threshold accepting the most negative pairs whose FAR does not exceed ``far``: halfway
     between the last negative score it rejects and the next larger one (so that rounding in the
     scores does not move a pair across it); just above the largest when none may be accepted.
-    A selection, not a sort: linear in the number of pairs."""
-    negatives = np.asarray(negatives)
-    allowed = int(np.floor(far * len(negatives)))  # negatives that may be accepted
-    if allowed >= len(negatives):
-        return float(negatives.min())
-    at = len(negatives) - 1 - allowed  # the largest rejected, in ascending order
-    rejected = np.partition(negatives, at)[at]
-    larger = negatives[negatives > rejected]  # ties with it are rejected together
-    if len(larger) == 0:
+
+    ``parts``: the negative scores in ascending arrays (one per class), never merged: the
+    largest rejected score r is the largest score with at least ``allowed + 1`` scores >= r,
+    found by a bisection inside each part (logarithmic in the number of pairs)."""
+    parts = [part for part in parts if len(part)]
+    total = sum(len(part) for part in parts)
+    if total == 0:
+        raise ValueError("threshold_at_far needs at least one negative score")
+    allowed = int(np.floor(far * total))  # negatives that may be accepted
+    if allowed >= total:
+        return float(min(part[0] for part in parts))
+    # per part, bisect for the largest index whose score still has allowed + 1 scores >= it
+    low = np.full(len(parts), -1)  # an index known to qualify (-1: none yet)
+    high = np.array([len(part) for part in parts])  # an index known not to qualify
+    while np.any(high - low > 1):
+        middle = (low + high) // 2
+        searching = high - low > 1
+        values = np.array([part[max(i, 0)] for part, i in zip(parts, middle, strict=True)])
+        qualifies = count_at_least(parts, values) >= allowed + 1
+        low = np.where(searching & qualifies, middle, low)
+        high = np.where(searching & ~qualifies, middle, high)
+    rejected = max(part[i] for part, i in zip(parts, low, strict=True) if i >= 0)
+    after = [np.searchsorted(part, rejected, side="right") for part in parts]
+    larger = [part[i] for part, i in zip(parts, after, strict=True) if i < len(part)]
+    if not larger:  # ties with it are rejected together
         return float(rejected + max(abs(rejected) * 1e-9, 1e-12))
-    return float((rejected + larger.min()) / 2)
+    return float((rejected + min(larger)) / 2)
 
 
 def opis_metrics(
@@ -114,7 +144,7 @@ def opis_metrics(
     classes = [label for label, (positives, _) in per_class.items() if len(positives)]
     if len(classes) < 2:
         raise EvaluationInputError("OPIS needs at least two classes with two samples or more")
-    negatives = np.concatenate([per_class[c][1] for c in per_class])
+    negatives = [per_class[c][1] for c in per_class]
     t_lo, t_hi = threshold_at_far(negatives, high), threshold_at_far(negatives, low)
     grid = np.linspace(t_lo, t_hi, steps)
     utilities = []
@@ -129,7 +159,8 @@ def opis_metrics(
     if threshold is None:
         threshold = threshold_at_far(negatives, at_far)
     else:
-        at_far = float(np.count_nonzero(negatives >= threshold) / len(negatives))
+        total = sum(len(part) for part in negatives)
+        at_far = float(count_at_least(negatives, np.array([threshold]))[0] / total)
     rates = {}
     for label in classes:
         positives, class_negatives = per_class[label]

@@ -16,6 +16,7 @@ import platform
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,9 @@ from ..text import plural
 from .baseline_cache import cached_row, data_identity
 from .classify import knn_accuracy
 from .embedding_cache import cached_embeddings, embeddings_key, file_digest
-from .evaluate import ONE_BLAS_THREAD, Evaluation, compared_rows, evaluate_embeddings
+from .evaluate import ONE_BLAS_THREAD, Evaluation, evaluate_embeddings
 from .probe import linear_probe_accuracy
-from .report_files import embedding_projections, render_evaluation, write_evaluation
+from .report_files import cached_projections, draw_views, render_evaluation, write_evaluation
 from .triplet_error import triplet_error
 from .verification import (
     calibrate_threshold,
@@ -106,10 +107,12 @@ def evaluate_run(
     }  # both caches
     weights = file_digest(run.path / MODEL)
 
+    keys = {name: embeddings_key(weights, identities[name], on) for name in parts}
+
     def embedded(name: str) -> Embedded:  # cached: the same weights, the same samples
         part = parts[name]
         return cached_embeddings(
-            embeddings_key(weights, identities[name], on),
+            keys[name],
             lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers),
         )[0]
 
@@ -126,11 +129,22 @@ def evaluate_run(
         split = "train" if protocol.name == "closed set" else "queries"
         save_threshold(out, {**calibration, "split": split, "metric": metric})
     saved = load_threshold(out)
-    # the figures' 2-D views (t-SNE: seconds of one core) are made beside the measures
-    with ThreadPoolExecutor(1) as background:
-        projected = background.submit(
-            embedding_projections, compared_rows(queries.embeddings, metric), queries.labels, tsne
+    title = f"{config.data.dataset} {_title(protocol)} ({config.method_label})"
+    history_path = out / HISTORY
+    history = read_json(history_path) if history_path.is_file() else []
+
+    def views(folder: Path) -> dict[str, Path]:  # the 2-D views (t-SNE: seconds; cached)
+        projections = cached_projections(
+            keys["queries"], queries.embeddings, queries.labels, metric, tsne
         )
+        return draw_views(folder, title, projections, history, run.spec.class_names)
+
+    # the figures that need no measure are drawn beside the measures, into a draft folder that
+    # a refused evaluation leaves nothing of; matplotlib is not thread-safe: that thread alone
+    # draws until it ends
+    drafts = TemporaryDirectory(prefix=".figures-", dir=out)
+    with drafts, ThreadPoolExecutor(1) as background:
+        drawn = background.submit(views, Path(drafts.name))
         evaluation = _measure(
             queries,
             gallery,
@@ -142,7 +156,7 @@ def evaluate_run(
             metric=metric,
             device=on,
         )
-        projections = projected.result()
+        figures = {name: path.replace(out / path.name) for name, path in drawn.result().items()}
     rows = {"embedding": _row(evaluation.metrics, queries.embeddings.shape[1], k, protocol)}
     labelled = run.labelled()
     if labelled is not None and gallery is not None:  # few labels: 1-NN to the labelled samples
@@ -153,8 +167,6 @@ def evaluate_run(
     if raw_baseline and _raw_is_affordable(protocol):
         rows["raw"] = _raw_row(run, protocol, k, pairs, seed, on, identities)
     triplets = fixed_test_triplets(queries.labels, pairs, seed)
-    history_path = out / HISTORY
-    history = read_json(history_path) if history_path.is_file() else []
     unreadable = queries.unreadable + (gallery.unreadable if gallery is not None else [])
     metrics: dict[str, Any] = {
         "dataset": config.data.dataset,
@@ -194,14 +206,14 @@ def evaluate_run(
     write_evaluation(
         out,
         evaluation,
-        f"{config.data.dataset} {_title(protocol)} ({config.method_label})",
+        title,
         query_images=_rows_of(query_x, queries.kept),
         gallery_images=_rows_of(gallery_x, gallery.kept if gallery is not None else queries.kept),
         history=history,
         class_names=run.spec.class_names,
         tsne=tsne,
         render=render_report,
-        projections=projections,
+        views=figures,
     )
     return metrics
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 
 from ..files import write_atomic, write_json_atomic, write_text_atomic
-from .evaluate import Evaluation
+from .embedding_cache import cached_arrays, projections_key
+from .evaluate import Evaluation, compared_rows
 from .plots import (
+    TSNE_ITERATIONS,
     Projection,
     plot_distance_histograms,
     plot_projection,
@@ -37,24 +41,17 @@ def write_evaluation(
     class_names: Sequence[str] = (),
     tsne: bool = True,
     render: Callable[[dict[str, Any]], str] | None = None,
-    projections: dict[str, Projection] | None = None,
+    views: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Write the figures, per_query.npz, metrics.json and report.md (``render(metrics)``,
-    by default ``render_evaluation``); return the metrics. ``projections``: the 2-D views of
-    the queries (``embedding_projections``) when they were computed beforehand."""
+    by default ``render_evaluation``); return the metrics. ``views``: the figures that need no
+    measure (``draw_views`` of the same title, history and class names), when they were drawn
+    beforehand."""
     metrics, results = evaluation.metrics, evaluation.retrieval
-    labels, queries = results.query_labels, evaluation.queries
-    if projections is None:
-        projections = embedding_projections(queries, labels, tsne)
-    figures = {
-        name: plot_projection(
-            projection,
-            out / PROJECTION_FILES[name],
-            f"{title}: {'PCA' if projection.method == 'pca' else 't-SNE'}",
-            class_names,
-        )
-        for name, projection in projections.items()
-    }
+    if views is None:
+        projections = embedding_projections(evaluation.queries, results.query_labels, tsne)
+        views = draw_views(out, title, projections, history, class_names)
+    figures = {name: path for name, path in views.items() if name in PROJECTION_FILES}
     far, tar, _ = roc(evaluation.pair_distances, evaluation.pair_same)
     figures["roc"] = plot_roc(
         far, tar, metrics["verification"], out / "roc.png", f"{title}: verification ROC"
@@ -75,16 +72,39 @@ def write_evaluation(
             out / "retrieval.png",
             f"{title}: top-8 retrieval",
         )
-    if history:
-        figures["training_curves"] = plot_training_curves(
-            history, out / "training.png", f"{title}: training"
-        )
+    if "training_curves" in views:
+        figures["training_curves"] = views["training_curves"]
     metrics["figures"] = {name: path.name for name, path in figures.items()}
     save_per_query(out / PER_QUERY, evaluation)
     write_json_atomic(out / "metrics.json", metrics)
     report = render(metrics) if render is not None else render_evaluation(metrics, title)
     write_text_atomic(out / "report.md", report)
     return metrics
+
+
+def draw_views(
+    out: Path,
+    title: str,
+    projections: dict[str, Projection],
+    history: list[dict[str, float]] | None = None,
+    class_names: Sequence[str] = (),
+) -> dict[str, Path]:
+    """The figures that need no measure: the 2-D views of the queries and, with a ``history``,
+    the training curves (drawn while the measures run: ``evaluate_run``)."""
+    figures = {
+        name: plot_projection(
+            projection,
+            out / PROJECTION_FILES[name],
+            f"{title}: {'PCA' if projection.method == 'pca' else 't-SNE'}",
+            class_names,
+        )
+        for name, projection in projections.items()
+    }
+    if history:
+        figures["training_curves"] = plot_training_curves(
+            history, out / "training.png", f"{title}: training"
+        )
+    return figures
 
 
 def embedding_projections(
@@ -96,6 +116,34 @@ def embedding_projections(
     if tsne:
         projections["embedding_tsne"] = project_2d(queries, labels, "tsne", TSNE_POINTS)
     return projections
+
+
+def cached_projections(
+    embeddings_key: str,
+    queries: np.ndarray,
+    labels: np.ndarray,
+    metric: str = "euclidean",
+    tsne: bool = True,
+) -> dict[str, Projection]:
+    """``embedding_projections`` of the queries as ``metric`` compares them, kept in the
+    embeddings' cache beside the queries' embeddings (``embeddings_key``): the same embeddings
+    give the same seeded views, and t-SNE is seconds of a core."""
+    settings = (metric, tsne, TSNE_POINTS, TSNE_ITERATIONS, sklearn.__version__)
+
+    def compute() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        projections = embedding_projections(compared_rows(queries, metric), labels, tsne)
+        arrays = {}
+        for name, projection in projections.items():
+            arrays[f"{name}.points"] = np.ascontiguousarray(projection.points)
+            arrays[f"{name}.labels"] = np.ascontiguousarray(projection.labels)
+        methods = {name: projection.method for name, projection in projections.items()}
+        return arrays, {"methods": json.dumps(methods)}
+
+    arrays, meta, _ = cached_arrays(projections_key(embeddings_key, *settings), compute)
+    return {
+        name: Projection(arrays[f"{name}.points"], arrays[f"{name}.labels"], method)
+        for name, method in json.loads(meta["methods"]).items()
+    }
 
 
 def save_per_query(path: Path, evaluation: Evaluation) -> Path:
