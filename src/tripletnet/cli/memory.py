@@ -8,7 +8,7 @@ page in again, which on a virtual machine costs more than the arithmetic that fi
 the process; ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch's CPU tuning guide) makes torch's allocator ask
 for transparent huge pages, 512 times fewer faults where the kernel grants them on request.
 
-``tripletnet evaluate`` of a MNIST run takes 3.3x fewer page faults and a sixth less CPU time
+``tripletnet evaluate`` of a MNIST run takes 3.4x fewer page faults and a sixth less CPU time
 (docs/benchmarks.md, issue 15's CPU row a fourth time) and writes the same metrics.json. Not for
 ``serve``: a long-running process should give memory back. Settings the user made (glibc's
 ``MALLOC_*`` or ``GLIBC_TUNABLES`` variables, ``THP_MEM_ALLOC_ENABLE``) win.

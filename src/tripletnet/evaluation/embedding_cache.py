@@ -34,6 +34,7 @@ from .baseline_cache import cache_dir
 CODE_VERSION = "embeddings-v1"
 FOLDER = "embeddings"
 LIMIT_BYTES = 2 * 2**30  # the folder's size, at most
+Arrays = dict[str, np.ndarray]  # what one cache file holds: named arrays
 
 
 def file_digest(path: Path) -> str:
@@ -55,7 +56,7 @@ def cached_embeddings(key: str, compute: Callable[[], Embedded]) -> tuple[Embedd
     """The embeddings stored under ``key``, or ``compute()``d and stored; and whether it was a
     cache hit (``cached_arrays``)."""
 
-    def arrays() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def arrays() -> tuple[Arrays, dict[str, str]]:
         embedded = compute()
         return {
             "embeddings": np.ascontiguousarray(embedded.embeddings, dtype=np.float32),
@@ -74,9 +75,6 @@ def projections_key(embeddings: str, *settings: object) -> str:
     (the method's options and the version of the library that projects)."""
     text = json.dumps([CODE_VERSION, "projections", embeddings, *map(str, settings)])
     return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
-
-
-Arrays = dict[str, np.ndarray]
 
 
 def cached_arrays(
