@@ -23,6 +23,7 @@ from tripletnet.evaluation.probe import (
     fit_linear_probe,
     linear_probe_correct,
     linear_probe_cross_validated,
+    probe_loss,
 )
 from tripletnet.evaluation.retrieval import retrieve
 
@@ -213,6 +214,30 @@ def test_linear_probe_equals_sklearn(device: str, classes: int) -> None:
     assert (probe.predict(xt) == theirs.predict(xt)).mean() >= 0.99
     ours_proba = torch.softmax(probe.logits(torch.as_tensor(xt, device=device)), 1)
     np.testing.assert_allclose(ours_proba.cpu().numpy(), theirs.predict_proba(xt), atol=2e-3)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_probe_loss_and_gradient_equal_autograd_through_torch_losses(classes: int) -> None:
+    """The hand-written objective equals torch's cross-entropy (binomial: BCE with logits) plus
+    the penalty, and its gradient equals autograd's, in float64."""
+    generator = torch.Generator().manual_seed(classes)
+    z = torch.randn(50, 3, dtype=torch.float64, generator=generator)
+    targets = torch.randint(0, classes, (50,), generator=generator)
+    rows = 1 if classes == 2 else classes
+    weight = torch.randn(rows, 3, dtype=torch.float64, generator=generator).requires_grad_(True)
+    bias = torch.randn(rows, dtype=torch.float64, generator=generator).requires_grad_(True)
+    logits = z @ weight.T + bias
+    if classes == 2:
+        data = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], targets.double())
+    else:
+        data = torch.nn.functional.cross_entropy(logits, targets)
+    expected = data + 0.03 * (weight * weight).sum()
+    expected.backward()
+    with torch.no_grad():
+        loss, grad_weight, grad_bias = probe_loss(z.T.contiguous(), targets, weight, bias, 0.03)
+    assert loss == pytest.approx(float(expected.detach()), rel=1e-12)
+    torch.testing.assert_close(grad_weight, weight.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad_bias, bias.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_cross_validated_probe_equals_sklearn() -> None:

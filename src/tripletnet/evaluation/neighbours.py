@@ -155,7 +155,7 @@ def _candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     expected = k * sample.shape[1] / width  # sampled entries among the k smallest, on average
     rank = int(expected + 4 * expected**0.5 + 8)
     if rank < sample.shape[1]:
-        keep = scores <= torch.kthvalue(sample, rank, dim=1).values[:, None]
+        keep = _at_most(scores, _kth_smallest(sample, rank))
     else:
         keep = torch.ones_like(scores, dtype=torch.bool)
     flat, counts = _positions(keep)
@@ -164,6 +164,22 @@ def _candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
         keep[short] = True
         flat, counts = _positions(keep)
     return flat, counts
+
+
+def _kth_smallest(rows: torch.Tensor, rank: int) -> torch.Tensor:
+    """The ``rank``-th smallest entry (from 1) of each row (on the CPU numpy's partition: about
+    3x faster there than ``torch.kthvalue``)."""
+    if rows.is_cpu:
+        return torch.from_numpy(np.partition(rows.numpy(), rank - 1, axis=1)[:, rank - 1])
+    return torch.kthvalue(rows, rank, dim=1).values
+
+
+def _at_most(rows: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """The mask of the entries of each row at most its bound (numpy's comparison on the CPU:
+    about twice as fast there as torch's)."""
+    if rows.is_cpu:
+        return torch.from_numpy(rows.numpy() <= bounds.numpy()[:, None])
+    return rows <= bounds[:, None]
 
 
 def _positions(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

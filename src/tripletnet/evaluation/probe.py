@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedKFold
 
@@ -65,24 +64,17 @@ def fit_linear_probe(
     mean = rows.mean(0)
     scale = rows.std(0, correction=0)
     scale = torch.where(scale > 10 * torch.finfo(scale.dtype).eps, scale, 1.0)
-    z = (rows - mean) / scale
+    z_by_feature = ((rows - mean) / scale).T.contiguous()  # (D, n): reductions run along rows
     columns = 1 if len(classes) == 2 else len(classes)
-    penalty = 1.0 / (2.0 * c * len(z))
-    shape = (columns, rows.shape[1])  # (K, D) for F.linear, whose gradient is logits^T z
+    penalty = 1.0 / (2.0 * c * len(rows))
+    shape = (columns, rows.shape[1])  # (K, D): the logits come out as (K, n)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The loss and its gradient at the flat parameters (weight, then bias)."""
-        params = torch.as_tensor(theta, device=device, dtype=dtype).requires_grad_(True)
+        params = torch.as_tensor(theta, device=device, dtype=dtype)
         weight, bias = params[: shape[0] * shape[1]].view(shape), params[shape[0] * shape[1] :]
-        with torch.enable_grad():
-            logits = F.linear(z, weight, bias)
-            if columns == 1:
-                data = F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(dtype))
-            else:
-                data = F.cross_entropy(logits, targets)
-            loss = data + penalty * (weight * weight).sum()
-            (gradient,) = torch.autograd.grad(loss, params)
-        return float(loss.detach()), gradient.double().cpu().numpy()
+        loss, grad_weight, grad_bias = probe_loss(z_by_feature, targets, weight, bias, penalty)
+        return loss, torch.cat([grad_weight.reshape(-1), grad_bias]).double().cpu().numpy()
 
     # scipy's L-BFGS-B with scikit-learn's settings (torch.optim would import torch._dynamo:
     # over a second on the CPU, for a 1,290-parameter problem)
@@ -96,6 +88,32 @@ def fit_linear_probe(
     theta = torch.as_tensor(fitted.x, device=device, dtype=dtype)
     weight = theta[: shape[0] * shape[1]].view(shape)
     return LinearProbe(mean, scale, weight.T, theta[shape[0] * shape[1] :], classes)
+
+
+def probe_loss(
+    z_by_feature: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    penalty: float,
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """The probe's objective (module docstring) and its gradients (weight, bias), by hand:
+    with logits L = W z + b, the softmax P and one-hot targets Y, (1/n) sum_i (logsumexp(L_i) -
+    L_i,y_i) + penalty ||W||^2, whose gradient is (P - Y) z^T / n + 2 penalty W. One weight row
+    (two classes) is the binomial loss: the softmax over logits (0, L). Computed on (K, n)
+    logits, about twice as fast on the CPU as autograd through ``F.cross_entropy`` on (n, K)."""
+    logits = torch.addmm(bias[:, None], weight, z_by_feature)
+    if len(weight) == 1:
+        logits = torch.cat([torch.zeros_like(logits), logits])
+    shifted = logits - logits.amax(0)
+    probs = shifted.exp()
+    total = probs.sum(0)
+    data = (total.log() - shifted.gather(0, targets[None])[0]).sum() / len(targets)
+    probs.div_(total).scatter_add_(0, targets[None], torch.full_like(probs[:1], -1.0))
+    residual = (probs[1:] if len(weight) == 1 else probs).div_(len(targets))  # d loss / d L
+    grad_weight = torch.addmm(weight, residual, z_by_feature.T, beta=2.0 * penalty)
+    loss = float(data + penalty * (weight * weight).sum())
+    return loss, grad_weight, residual.sum(1)
 
 
 def linear_probe_correct(

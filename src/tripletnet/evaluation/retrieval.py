@@ -85,22 +85,20 @@ def hit_scores(
     """Every retrieval metric (module docstring) of each row of ``hits`` (Q, k), given the
     relevant counts R (Q,), all R >= 1; in float64, on the tensors' device."""
     ranks = torch.arange(1, hits.shape[1] + 1, device=hits.device, dtype=torch.float64)
-    correct = hits.cumsum(1)  # hits among the first i
-    weighted = torch.where(hits, correct / ranks, 0.0)  # P(i) h_i
+    correct = hits.cumsum(1, dtype=torch.int32)  # hits among the first i
+    summed = (correct / ranks).mul_(hits).cumsum_(1)  # sum of P(j) h_j over j <= i
     first = (hits.to(torch.uint8).argmax(1) + 1).to(torch.float64)
     first = torch.where(hits.any(1), first, torch.inf)
     relevant = relevant.to(torch.float64)
     scores = {
         "precision_at_1": hits[:, 0].to(torch.float64),
-        "mean_average_precision": weighted.sum(1) / relevant,
+        "mean_average_precision": summed[:, -1] / relevant,
         "mean_reciprocal_rank": 1.0 / first,
     }
     if with_r:
-        at_r = correct.gather(1, relevant.long()[:, None] - 1)[:, 0]
-        scores["r_precision"] = at_r / relevant
-        scores["map_at_r"] = (
-            torch.where(ranks <= relevant[:, None], weighted, 0.0).sum(1) / relevant
-        )
+        at_r = relevant.long()[:, None] - 1
+        scores["r_precision"] = correct.gather(1, at_r)[:, 0] / relevant
+        scores["map_at_r"] = summed.gather(1, at_r)[:, 0] / relevant
     for K in recall_ks:
         scores[f"recall_at_{K}"] = (correct[:, K - 1] > 0).to(torch.float64)
         scores[f"precision_at_{K}"] = correct[:, K - 1] / K
@@ -200,11 +198,14 @@ def _search_and_score(
     for rows, squared, found in knn_chunks(q, g, k, same_set):
         ids[rows] = found[:, :kept].cpu().numpy()
         distances[rows] = squared[:, :kept].sqrt().cpu().numpy()
-        keep = r[rows] > 0
-        hits = g_labels[found[keep]] == q_labels[rows][keep, None]
-        for name, values in hit_scores(hits, r[rows][keep], recall_ks, with_r).items():
+        labels, counts = q_labels[rows], r[rows]
+        keep = counts > 0
+        if not keep.all():  # a query whose label the gallery lacks is not scored
+            found, labels, counts = found[keep], labels[keep], counts[keep]
+        hits = torch.take(g_labels, found) == labels[:, None]  # faster than g_labels[found]
+        for name, values in hit_scores(hits, counts, recall_ks, with_r).items():
             scores[name][done : done + len(values)] = values.cpu().numpy()
-        done += int(keep.sum())
+        done += len(found)
     return ids, distances, scores
 
 
