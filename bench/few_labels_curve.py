@@ -1,0 +1,93 @@
+"""The curve of test error against epoch of few-label runs, as a markdown table.
+
+Reads each run folder's ``epochs.csv`` (written every epoch, so a run still training can be
+read): the test error of 1-NN to the labelled samples (``test_labelled_1nn_error``, the
+papers' figure), the loss and the lr. Prints one row per chosen epoch (by default: 1, 2, 5,
+then every 10th, and the last epoch at each lr with the first at the next), then per run its
+last epoch, the mean of its last 10 epochs, and its best epoch (picked on the test set, as the
+authors' ``savedModel_best``: optimistic). Example:
+
+    python bench/few_labels_curve.py runs/semi150-s1 runs/semi150-s2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+COLUMN = "test_labelled_1nn_error"
+
+
+def fail(message: str) -> NoReturn:
+    """One ``error:`` line on stderr, exit status 2 (bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def read_curve(folder: Path) -> list[dict[str, float]]:
+    """The rows of a run's ``epochs.csv`` that log the labelled 1-NN error, as numbers."""
+    path = folder / "epochs.csv"
+    if not path.is_file():
+        fail(f"{path} not found; give run folders of tripletnet train")
+    with path.open(newline="") as handle:
+        rows = [
+            {key: float(value) for key, value in row.items() if value}
+            for row in csv.DictReader(handle)
+        ]
+    if not rows or COLUMN not in rows[0]:
+        fail(f"{folder} logs no {COLUMN} (only runs with few labels do)")
+    return rows
+
+
+def default_epochs(curve: list[dict[str, float]]) -> list[int]:
+    """1, 2, 5, every 10th, the last epoch at each lr and the first at the next, the last."""
+    last = len(curve)
+    chosen = {1, 2, 5, last, *range(10, last + 1, 10)}
+    for epoch in range(2, last + 1):
+        if curve[epoch - 1]["lr"] != curve[epoch - 2]["lr"]:
+            chosen |= {epoch - 1, epoch}
+    return sorted(e for e in chosen if e <= last)
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="Run folders (tripletnet train --out).")
+    parser.add_argument("--epochs", type=int, nargs="+", help="Only these epochs (1-based).")
+    args = parser.parse_args()
+
+    curves = {folder: read_curve(folder) for folder in args.runs}
+    longest = max(curves.values(), key=len)
+    names = [folder.name for folder in curves]
+    print("| epoch | lr | " + " | ".join(names) + " | mean |")
+    print("|---:|---:|" + "---:|" * (len(names) + 1))
+    for epoch in args.epochs or default_epochs(longest):
+        errors = [curve[epoch - 1][COLUMN] for curve in curves.values() if epoch <= len(curve)]
+        cells = [
+            percent(curve[epoch - 1][COLUMN]) if epoch <= len(curve) else "-"
+            for curve in curves.values()
+        ]
+        mean = percent(statistics.mean(errors)) if len(errors) == len(curves) else "-"
+        print(f"| {epoch} | {longest[epoch - 1]['lr']:g} | " + " | ".join(cells) + f" | {mean} |")
+
+    print("\n| run | epochs | last epoch | mean of the last 10 | best epoch (on the test set) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, curve in zip(names, curves.values(), strict=True):
+        errors = [row[COLUMN] for row in curve]
+        best = min(range(len(errors)), key=errors.__getitem__)
+        tail = statistics.mean(errors[-10:])
+        print(
+            f"| {name} | {len(curve)} | {percent(errors[-1])} | {percent(tail)} "
+            f"| {percent(errors[best])} (epoch {best + 1}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
