@@ -65,6 +65,8 @@ def main() -> None:
 
     curves = {folder: read_curve(folder) for folder in args.runs}
     longest = max(curves.values(), key=len)
+    if args.epochs and not all(1 <= e <= len(longest) for e in args.epochs):
+        fail(f"--epochs must lie in 1..{len(longest)}, the epochs the runs logged")
     names = [folder.name for folder in curves]
     print("| epoch | lr | " + " | ".join(names) + " | mean |")
     print("|---:|---:|" + "---:|" * (len(names) + 1))
