@@ -34,10 +34,13 @@ def read_curve(folder: Path) -> list[dict[str, float]]:
     if not path.is_file():
         fail(f"{path} not found; give run folders of tripletnet train")
     with path.open(newline="") as handle:
-        rows = [
-            {key: float(value) for key, value in row.items() if value}
-            for row in csv.DictReader(handle)
-        ]
+        try:
+            rows = [
+                {key: float(value) for key, value in row.items() if value}
+                for row in csv.DictReader(handle)
+            ]
+        except (TypeError, ValueError):
+            fail(f"{path} holds a value that is not a number; is it a tripletnet epochs.csv?")
     if not rows or COLUMN not in rows[0]:
         fail(f"{folder} logs no {COLUMN} (only runs with few labels do)")
     return rows
