@@ -83,6 +83,17 @@ def test_semi_supervised_learns_from_few_digit_labels(tmp_path: Path) -> None:
     assert "test_labelled_1nn_error" in (out / "epochs.csv").read_text().splitlines()[0]
 
 
+def test_labels_seed_keeps_the_labelled_samples_across_training_seeds(tmp_path: Path) -> None:
+    args = ["train", *QUICK, "--epochs", "1", "--method", "semi-supervised"]
+    args += ["--labels-per-class", "5", "--labels-seed", "7", "--steps-per-epoch", "2"]
+    runs = [tmp_path / f"s{seed}" for seed in (0, 1)]
+    for seed, out in enumerate(runs):
+        assert main([*args, "--seed", str(seed), "--out", str(out)]) == 0
+    first, second = (np.load(out / "labelled.npy") for out in runs)
+    assert len(first) == 50 and np.array_equal(first, second)
+    assert load_run(runs[1]).config.options["labels_seed"] == 7
+
+
 def test_fully_labelled_runs_log_no_labelled_error(tmp_path: Path) -> None:
     out = tmp_path / "all"
     args = ["train", *QUICK, "--method", "semi-supervised", "--model", "semisup-mnist"]
@@ -96,6 +107,8 @@ def test_fully_labelled_runs_log_no_labelled_error(tmp_path: Path) -> None:
         (["--labels-per-class", "3"], "it goes with --method semi-supervised"),
         (["--method", "semi-supervised", "--labels-per-class", "0"], "at least 1"),
         (["--method", "semi-supervised", "--unlabelled-weight", "-1"], ">= 0"),
+        (["--method", "semi-supervised", "--labels-seed", "1"], "give --labels-per-class"),
+        (["--method", "semi-supervised", "--labels-per-class", "3", "--labels-seed", "-1"], ">= 0"),
     ],
 )
 def test_bad_few_label_options_are_one_line_errors(

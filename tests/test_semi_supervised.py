@@ -95,6 +95,15 @@ def method(per_class: int, weight: float = 1.0, seed: int = 0) -> SemiSupervised
     return SemiSupervised(options, context(seed=seed))
 
 
+def test_labels_seed_fixes_the_labelled_samples_and_leaves_the_training_draws_to_seed() -> None:
+    options = SemiSupervisedOptions(labels_per_class=3, labels_seed=1)
+    fixed = [SemiSupervised(options, context(seed=seed)) for seed in (0, 2)]
+    assert np.array_equal(fixed[0].labelled, method(per_class=3, seed=1).labelled)
+    assert np.array_equal(fixed[0].labelled, fixed[1].labelled)
+    orders = [np.concatenate(list(semi.batches(epoch=0))) for semi in fixed]
+    assert not np.array_equal(*orders)  # the batches still follow --seed
+
+
 def test_batches_hold_unlabelled_then_one_input_and_one_reference_per_class() -> None:
     semi = method(per_class=3)
     pool = set(semi.labelled.tolist())

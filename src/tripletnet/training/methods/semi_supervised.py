@@ -54,6 +54,11 @@ class SemiSupervisedOptions:
     steps_per_epoch: int | None = option(
         None, "At most this many batches an epoch (default: a pass over the data)."
     )
+    labels_seed: int | None = option(
+        None,
+        "Draw the labelled samples with this seed (default: --seed), to vary the "
+        "training seed on the same labels.",
+    )
 
 
 @register
@@ -71,13 +76,19 @@ class SemiSupervised(Method):
     def __init__(self, options: SemiSupervisedOptions, context: MethodContext) -> None:
         super().__init__(options, context)
         self.size = len(context.labels)
-        self.use_labelled(labelled_subset(context.labels, options.labels_per_class, context.seed))
+        seed = context.seed if options.labels_seed is None else options.labels_seed
+        self.use_labelled(labelled_subset(context.labels, options.labels_per_class, seed))
 
     @classmethod
     def validate(cls, options: SemiSupervisedOptions) -> None:
         check_count("labels-per-class", options.labels_per_class)
         check_range("--unlabelled-weight", options.unlabelled_weight)
         check_count("steps-per-epoch", options.steps_per_epoch)
+        check_range("--labels-seed", options.labels_seed)
+        if options.labels_seed is not None and options.labels_per_class is None:
+            raise TripletnetError(
+                "--labels-seed draws the labelled samples; give --labels-per-class too"
+            )
 
     def use_labelled(self, labelled: np.ndarray) -> None:
         """Train with these labelled samples (sorted indices into the pool)."""
