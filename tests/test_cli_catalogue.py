@@ -249,6 +249,10 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --method semi-supervised --labels-per-class 0", "--labels-per-class"),
     ("train --method semi-supervised --labels-per-class 100000", "--labels-per-class"),
     ("train --unlabelled-weight -1", "--unlabelled-weight"),
+    ("train --labels-seed 1", "it goes with --method semi-supervised"),
+    ("train --method semi-supervised --labels-seed 1", "give --labels-per-class"),
+    ("train --method semi-supervised --labels-per-class 3 --labels-seed -1", "--labels-seed"),
+    ("train --method semi-supervised --labels-per-class 3 --labels-seed x", "--labels-seed"),
     ("train --augment-shift -2", "--augment-shift"),
     ("train --steps-per-epoch 0", "--steps-per-epoch"),
     # train: issue 20's methods (TCM, energy confusion, Metrix, ElasticFace, SNR)
