@@ -5,9 +5,12 @@ read): the test error of 1-NN to the labelled samples (``test_labelled_1nn_error
 papers' figure), the loss and the lr. Prints one row per chosen epoch (by default: 1, 2, 5,
 then every 10th, and the last epoch at each lr with the first at the next), then per run its
 last epoch, the mean of its last 10 epochs, and its best epoch (picked on the test set, as the
-authors' ``savedModel_best``: optimistic). Example:
+authors' ``savedModel_best``: optimistic). Runs with every label log no labelled 1-NN error
+each epoch; ``--metric test-5nn`` reads their 5-NN test error (1 - ``test_knn_accuracy``, the
+test set's own leave-one-out 5-NN) instead. Example:
 
     python bench/few_labels_curve.py runs/semi150-s1 runs/semi150-s2
+    python bench/few_labels_curve.py runs/sc/SC-0-0 runs/sc/random-0-0 --metric test-5nn
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-COLUMN = "test_labelled_1nn_error"
+METRICS = {"labelled-1nn": "test_labelled_1nn_error", "test-5nn": "test_knn_accuracy"}
+ERROR = "error"
 
 
 def fail(message: str) -> NoReturn:
@@ -28,8 +32,8 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def read_curve(folder: Path) -> list[dict[str, float]]:
-    """The rows of a run's ``epochs.csv`` that log the labelled 1-NN error, as numbers."""
+def read_curve(folder: Path, metric: str) -> list[dict[str, float]]:
+    """The rows of a run's ``epochs.csv`` as numbers, with the chosen test error as ``error``."""
     path = folder / "epochs.csv"
     if not path.is_file():
         fail(f"{path} not found; give run folders of tripletnet train")
@@ -41,8 +45,16 @@ def read_curve(folder: Path) -> list[dict[str, float]]:
             ]
         except (TypeError, ValueError):
             fail(f"{path} holds a value that is not a number; is it a tripletnet epochs.csv?")
-    if not rows or COLUMN not in rows[0]:
-        fail(f"{folder} logs no {COLUMN} (only runs with few labels do)")
+    column = METRICS[metric]
+    if not rows or column not in rows[0]:
+        hint = (
+            " (only runs with few labels do; try --metric test-5nn)"
+            if metric == "labelled-1nn"
+            else ""
+        )
+        fail(f"{folder} logs no {column}{hint}")
+    for row in rows:
+        row[ERROR] = row[column] if metric == "labelled-1nn" else 1 - row[column]
     return rows
 
 
@@ -64,9 +76,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Run folders (tripletnet train --out).")
     parser.add_argument("--epochs", type=int, nargs="+", help="Only these epochs (1-based).")
+    parser.add_argument(
+        "--metric",
+        choices=sorted(METRICS),
+        default="labelled-1nn",
+        help="labelled-1nn: 1-NN to the labelled samples (few labels); test-5nn: 5-NN within the test set.",
+    )
     args = parser.parse_args()
 
-    curves = {folder: read_curve(folder) for folder in args.runs}
+    curves = {folder: read_curve(folder, args.metric) for folder in args.runs}
     longest = max(curves.values(), key=len)
     if args.epochs and not all(1 <= e <= len(longest) for e in args.epochs):
         fail(f"--epochs must lie in 1..{len(longest)}, the epochs the runs logged")
@@ -74,18 +92,20 @@ def main() -> None:
     print("| epoch | lr | " + " | ".join(names) + " | mean |")
     print("|---:|---:|" + "---:|" * (len(names) + 1))
     for epoch in args.epochs or default_epochs(longest):
-        errors = [curve[epoch - 1][COLUMN] for curve in curves.values() if epoch <= len(curve)]
+        errors = [curve[epoch - 1][ERROR] for curve in curves.values() if epoch <= len(curve)]
         cells = [
-            percent(curve[epoch - 1][COLUMN]) if epoch <= len(curve) else "-"
+            percent(curve[epoch - 1][ERROR]) if epoch <= len(curve) else "-"
             for curve in curves.values()
         ]
         mean = percent(statistics.mean(errors)) if len(errors) == len(curves) else "-"
-        print(f"| {epoch} | {longest[epoch - 1]['lr']:g} | " + " | ".join(cells) + f" | {mean} |")
+        rates = {curve[epoch - 1]["lr"] for curve in curves.values() if epoch <= len(curve)}
+        rate = f"{rates.pop():g}" if len(rates) == 1 else "varies"
+        print(f"| {epoch} | {rate} | " + " | ".join(cells) + f" | {mean} |")
 
     print("\n| run | epochs | last epoch | mean of the last 10 | best epoch (on the test set) |")
     print("|---|---:|---:|---:|---:|")
     for name, curve in zip(names, curves.values(), strict=True):
-        errors = [row[COLUMN] for row in curve]
+        errors = [row[ERROR] for row in curve]
         best = min(range(len(errors)), key=errors.__getitem__)
         tail = statistics.mean(errors[-10:])
         print(
