@@ -11,14 +11,17 @@ Each case runs in a fresh subprocess so its peak RSS is its own. Cases:
          in one process:
          10,000 test vs 60,000 train embeddings (D = 128, synthetic) and, with --mnist-dir, the
          raw pixels (D = 784) of the baseline row
-  evaluate  ``evaluate_run`` of a trained run folder (--run DIR), with empty caches and then
-         with the cached raw-input row and the run's cached embeddings
+  evaluate  ``evaluate_run`` of a trained run folder (--run DIR), with empty caches (cold) and
+         then with the cached raw-input row, embeddings and 2-D views (warm), --repeat times:
+         the wall times, cold / warm, and the numbers' largest gap (points) between the runs
+         and to --reference (a metrics.json from the code before a change)
 Both compute Precision@1, R-Precision and MAP@R with k = the largest class (PML: "max_bin_count").
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/evaluation.py [--cases mnist large] [--pml-large]
     ... bench/evaluation.py --cases mnist-pixels --mnist-dir /work/shared/data/mnist
     ... bench/evaluation.py --cases stages --mnist-dir /work/shared/data/mnist --device cuda
-    ... bench/evaluation.py --cases evaluate --run runs/mnist --device cpu
+    ... bench/evaluation.py --cases evaluate --run runs/mnist --device cpu --repeat 2 \
+        --reference before/metrics.json
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,25 +211,74 @@ def stages(mnist_dir: str | None, device: str) -> None:
     )
 
 
-def evaluate_twice(run_dir: str, device: str) -> None:
-    """``evaluate_run`` with empty caches, then again with the cached raw row and embeddings."""
+def evaluate_twice(
+    run_dir: str, device: str, repeats: int = 1, reference: str | None = None
+) -> None:
+    """``evaluate_run`` with empty caches (cold: the raw-input row, the run's embeddings and its
+    2-D views computed), then again with them cached (warm), ``repeats`` times, each pair in a
+    fresh cache folder; the wall and CPU times, the cold / warm ratio, and the largest gap, in
+    points, between the numbers of the cold and warm runs and those of ``reference`` (the
+    metrics.json of the code before a change: copy it aside first, evaluate_run rewrites it)."""
     import os
     import tempfile
 
     from tripletnet.evaluation.baseline_cache import CACHE_ENV
     from tripletnet.evaluation.report import evaluate_run
 
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ[CACHE_ENV] = cache
-        for label in ("empty caches", "cached raw row, embeddings"):
-            metrics, wall, cpu = _timed(evaluate_run, run_dir, device=device)
-            rows = metrics["classification"]
-            cells = "  ".join(
-                f"{key}: linear {row.get('linear_accuracy', float('nan')):.4f} "
-                f"k-NN {row.get('knn_accuracy', float('nan')):.4f}"
-                for key, row in rows.items()
-            )
-            print(f"  evaluate_run, {label:22s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {cells}")
+    before = json.loads(Path(reference).read_text(encoding="utf-8")) if reference else None
+    print(f"  load average {_load()} before; {os.cpu_count()} CPUs")
+    runs: dict[str, list[float]] = {"cold": [], "warm": []}
+    measured: list[dict[str, float]] = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ[CACHE_ENV] = cache
+            for label in ("cold", "warm"):
+                metrics, wall, cpu = _timed(lambda: evaluate_run(run_dir, device=device))
+                runs[label].append(wall)
+                measured.append(table_numbers(metrics))
+                cells = "  ".join(
+                    f"{key}: linear {row.get('linear_accuracy', float('nan')):.4f} "
+                    f"k-NN {row.get('knn_accuracy', float('nan')):.4f}"
+                    for key, row in metrics["classification"].items()
+                )
+                print(
+                    f"  evaluate_run, {label} ({'empty caches' if label == 'cold' else 'cached'}) "
+                    f"{wall:8.2f} s wall {cpu:8.2f} s CPU  load {_load()}  {cells}"
+                )
+    cold, warm = min(runs["cold"]), min(runs["warm"])
+    print(f"  best cold {cold:.2f} s, best warm {warm:.2f} s: cold / warm {cold / warm:.2f}x")
+    first = measured[0]
+    gap = max(_gap(first, other) for other in measured)
+    print(f"  largest gap between the runs' numbers: {gap:.3f} points")
+    if before is not None:
+        gap = max(_gap(table_numbers(before), other) for other in measured)
+        print(f"  largest gap to {reference}: {gap:.3f} points")
+
+
+def table_numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.json that the report's tables show, in points (percent)."""
+    numbers = {}
+    for key, row in metrics["classification"].items():
+        for name in ("linear_accuracy", "knn_accuracy", "recall_at_1", "map_at_r", "nmi"):
+            if row.get(name) is not None:
+                numbers[f"{key}.{name}"] = 100 * float(row[name])
+    for section in ("retrieval", "classifiers", "clustering", "verification"):
+        for name, value in metrics.get(section, {}).items():
+            if isinstance(value, float) and name != "k":
+                numbers[f"{section}.{name}"] = 100 * value
+    numbers["test_triplet_error"] = 100 * float(metrics["test_triplet_error"])
+    return numbers
+
+
+def _gap(a: dict[str, float], b: dict[str, float]) -> float:
+    """The largest difference between the numbers two metrics have (a missing one: inf)."""
+    return max(abs(a[name] - b[name]) if name in b else float("inf") for name in a)
+
+
+def _load() -> str:
+    import os
+
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _cpu_seconds() -> float:
@@ -244,6 +297,12 @@ def main() -> None:
     parser.add_argument("--mnist-dir", help="MNIST's idx files, for the mnist-pixels case")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--run", help="a trained run folder, for the evaluate case")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="cold and warm evaluations (evaluate case)"
+    )
+    parser.add_argument(
+        "--reference", help="a metrics.json to compare the evaluate case's numbers with"
+    )
     parser.add_argument("--one", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -260,7 +319,7 @@ def main() -> None:
             continue
         if case == "evaluate":
             print(f"\nevaluate: evaluate_run({args.run!r}, device={args.device!r})")
-            evaluate_twice(args.run, args.device)
+            evaluate_twice(args.run, args.device, args.repeat, args.reference)
             continue
         if CASES[case] is None:
             print(f"\n{case}: MNIST test (10000) vs train (60000), raw pixels, D = 784, 10 classes")

@@ -57,7 +57,7 @@ def run(config: TrainConfig, out: Path) -> tuple[float, float]:
     started = time.perf_counter()
     train(config, out, overwrite=True, show_progress=False)
     seconds = time.perf_counter() - started
-    return seconds, labelled_nn_error(out, config.dataset, str(config.data_dir))
+    return seconds, labelled_nn_error(out, config.data.dataset, str(config.data.data_dir))
 
 
 def epoch_curve(folders: list[Path]) -> list[list[float]]:

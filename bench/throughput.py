@@ -57,18 +57,18 @@ def bare_images_per_second(
     config: TrainConfig, input_shape: tuple[int, ...], steps: int, layout: str = "channels-last"
 ) -> float:
     torch.manual_seed(0)
-    device = torch.device(config.device)
+    device = torch.device(config.optim.device)
     model = build_model(
-        config.architecture, input_shape, config.embedding_dim, **config.model.net_options
+        config.architecture, input_shape, config.model.embedding_dim, **config.model.net_options
     ).to(device)
     if layout == "channels-last":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    model.compute_dtype = compute_dtype(config.precision, device)
+    model.compute_dtype = compute_dtype(config.optim.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=model.compute_dtype == torch.float16)
     # lr 0: the same work per step, while the weights stay as initialised (no drift to
     # degenerate or denormal values that would change the speed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)
-    batch = torch.randn(3 * config.batch_size, *input_shape, device=device)
+    batch = torch.randn(3 * config.optim.batch_size, *input_shape, device=device)
     if layout == "channels-last":
         batch = channels_last(batch)
     model.train()
@@ -138,7 +138,7 @@ def run(
     where = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     )
-    dtype = compute_dtype(config.precision, device)
+    dtype = compute_dtype(config.optim.precision, device)
     print(
         f"dataset {args.dataset}, model {config.architecture}"
         f"{' with batch norm' if args.batch_norm else ''}, batch {args.batch_size} triplets "

@@ -7,10 +7,13 @@ import torch
 
 from tripletnet.data.augment import (
     ImageAugmentation,
+    augment,
+    check_shift,
     colour_jitter,
     horizontal_flip,
     random_resized_crop,
 )
+from tripletnet.errors import TripletnetError
 
 
 @pytest.fixture(params=[1, 3], ids=["grey", "rgb"])
@@ -88,3 +91,16 @@ def test_vectors_pass_through() -> None:
     assert ImageAugmentation(crop=True, flip=True, jitter=0.2)(vectors) is vectors
     with pytest.raises(ValueError, match="N, C, H, W"):
         random_resized_crop(vectors)
+
+
+def test_a_shift_must_leave_part_of_the_image() -> None:
+    check_shift(7, (1, 8, 8))  # the largest that keeps a row and a column of the image
+    check_shift(100, (64,))  # vectors are not shifted
+    for shift, shape in ((8, (1, 8, 8)), (100, (1, 8, 8)), (12, (3, 12, 16))):
+        with pytest.raises(TripletnetError, match=r"largest shift allowed is \d+"):
+            check_shift(shift, shape)
+    with pytest.raises(TripletnetError, match=r"too large for 12x16 images.*allowed is 11"):
+        check_shift(12, (3, 12, 16))
+    torch.manual_seed(0)
+    shifted = augment(torch.arange(64.0).reshape(1, 1, 8, 8).repeat(50, 1, 1, 1), 7)
+    assert shifted.shape == (50, 1, 8, 8)

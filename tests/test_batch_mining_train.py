@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tripletnet.cli import cli, main
+from tripletnet.errors import TripletnetError
+from tripletnet.losses.catalogue import loss_names
 from tripletnet.training import TrainConfig, train
-from tripletnet.training.methods.batch_mining import build_loss
+from tripletnet.training.methods.batch_mining import LOSS_NAMES, build_loss
 
 
 def test_batch_mining_training_learns(tmp_path: Path) -> None:
@@ -61,7 +64,7 @@ def test_proxy_loss_trains_its_proxies_and_resumes(tmp_path: Path) -> None:
     assert saved["loss.proxies"].shape == (10, 64)  # digits: 10 classes, 64-d embedding
     assert "optim.loss.proxies.momentum_buffer" in saved  # the proxies were trained
 
-    config.epochs = 3  # continued to a third epoch
+    config.optim.epochs = 3  # continued to a third epoch
     train(config, tmp_path / "run", resume=True, show_progress=False)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -75,3 +78,49 @@ def test_proxy_losses_build_and_refuse_a_miner(tmp_path: Path) -> None:
         assert next(criterion.parameters()).shape == (5, 8)
     args = ["train", "--loss", "arcface", "--miner", "batch-hard", "--out", str(tmp_path / "r")]
     assert main(args) == 2
+
+
+def test_one_sample_per_class_is_refused_for_losses_that_need_positive_pairs(
+    tmp_path: Path,
+) -> None:
+    """A P x K batch with K = 1 holds no same-class pair: the pair and triplet losses would be 0
+    (or only push), so they are refused before any work; proxy losses train on it."""
+    proxy_losses = loss_names(lambda loss: loss.needs_num_classes)
+    for loss in LOSS_NAMES:
+        needs = build_loss(loss, None).needs_positive_pairs
+        assert needs == (loss not in proxy_losses), loss
+        config = TrainConfig(dataset="digits", loss=loss, samples_per_class=1)
+        if needs:
+            with pytest.raises(TripletnetError, match="--samples-per-class 2 or more"):
+                config.resolved()
+        else:
+            config.resolved()
+    TrainConfig(dataset="digits", loss="triplet-margin", samples_per_class=2).resolved()
+    TrainConfig(
+        dataset="digits", loss="triplet-margin", samples_per_class=1, sampler="random"
+    ).resolved()  # K applies to the pk sampler only
+    args = ["train", "--loss", "supcon", "--samples-per-class", "1", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_catalogue_facts_agree_with_what_the_losses_do() -> None:
+    """A loss's facts (class attributes, read through losses/catalogue.py): Metrix takes the
+    mixable ones; the ones that need the class count learn proxies; cosine ones train in cosine."""
+    from tripletnet import losses
+    from tripletnet.checks import InvalidInputError
+    from tripletnet.losses.catalogue import LOSSES
+    from tripletnet.training.methods.batch_mining import BatchMining, BatchMiningOptions
+
+    for name, named in LOSSES.items():
+        loss = named.build(None, num_classes=3, embedding_dim=4)
+        assert isinstance(loss, named.loss)
+        assert any(True for _ in loss.parameters()) == named.loss.needs_num_classes, name
+        try:
+            losses.Metrix(loss)
+            mixed = True
+        except InvalidInputError:
+            mixed = False
+        assert mixed == named.loss.mixable, name
+        metric = BatchMining.metric(BatchMiningOptions(loss=name))
+        assert metric == ("cosine" if named.loss.cosine else "euclidean"), name

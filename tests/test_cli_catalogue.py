@@ -9,6 +9,8 @@ the CLI without cases here fails ``test_every_command_is_in_the_catalogue``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,12 +103,25 @@ def _own_data(folder: Path) -> None:
     (folder / "other_method.toml").write_text('[method]\nname = "triplet"\nmargin = 0.5\n')
     (folder / "list.json").write_text("[1, 2]")
     (folder / "pickled.safetensors").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
+    (folder / "future.json").write_text('{"version": 99}')
+    (folder / "comma_label.csv").write_text(
+        "path,label,split\nimages_text/cls/text.png,New York, NY,train\n"
+    )
+    (folder / "csv_link").mkdir()  # a CSV whose image is a link out of its folder
+    (folder / "csv_link" / "a.png").symlink_to(folder / "text.png")
+    (folder / "csv_link" / "list.csv").write_text("path,label\na.png,0\na.png,1\n")
+    (folder / "classes_loop" / "a").mkdir(parents=True)  # class b: a link to the root's parent
+    for name in ("1.png", "2.png"):
+        (folder / "classes_loop" / "a" / name).write_bytes(png)
+    (folder / "classes_loop" / "b").symlink_to("..")
 
 
 def _broken_runs(run: Path, folder: Path) -> None:
     """Copies of a finished run, each broken in one way."""
     for name in ("config_corrupt", "config_missing", "config_list", "config_types", "model_cut"):
         shutil.copytree(run, folder / name)
+    shutil.copytree(run, folder / "config_future")
+    (folder / "config_future" / "config.json").write_text('{"version": 99}')
     (folder / "config_corrupt" / "config.json").write_text("{ not json")
     (folder / "config_missing" / "config.json").unlink()
     (folder / "config_list" / "config.json").write_text("[1, 2]")
@@ -118,12 +133,33 @@ def _broken_runs(run: Path, folder: Path) -> None:
     shutil.copy(run / "config.json", folder / "unfinished")
 
 
+def _code_runs(run: Path, folder: Path) -> None:
+    """Copies of the run whose model spec names code, as a shared run folder could: os.system
+    touching SENTINEL in the world (the snapshot would see it), and factory_args not JSON data."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    command = f"touch {folder.parent / 'SENTINEL'}"
+    specs = {
+        "code": {"architecture": "os:system", "factory_args": {"command": command}},
+        "code_args": {"architecture": "os:system", "factory_args": command},
+    }
+    for name, changes in specs.items():
+        shutil.copytree(run, folder / name)
+        model = folder / name / "model.safetensors"
+        with safe_open(str(model), framework="pt") as handle:
+            metadata = json.loads(handle.metadata()["tripletnet"])
+        metadata["spec"].update(changes)
+        tensors = load_file(str(model))
+        save_file(tensors, str(model), metadata={"tripletnet": json.dumps(metadata)})
+
+
 def _broken_indexes(index: Path, folder: Path) -> None:
     """Copies of an index folder, each broken in one way."""
     from tripletnet.search.changelog import LOG, Change, encode
 
     names = ("faiss_cut", "manifest_corrupt", "items_mismatch", "current_traversal", "thumbs_cut")
-    names += ("log_damaged",)
+    names += ("log_damaged", "log_last_damaged")
     for name in names:
         shutil.copytree(index, folder / name)
     live = (index / "CURRENT").read_text().strip()
@@ -138,6 +174,8 @@ def _broken_indexes(index: Path, folder: Path) -> None:
     thumbs.write_bytes(thumbs.read_bytes()[:200])
     removal = encode(Change("remove", np.array([1], np.int64)))
     (folder / "log_damaged" / live / LOG).write_bytes(b"0" + removal[1:] + removal)
+    # a whole last record (newline and all) that fails its checksum: damage, not a torn tail
+    (folder / "log_last_damaged" / live / LOG).write_bytes(removal + b"0" + removal[1:])
 
 
 def _exports(root: Path) -> None:
@@ -161,6 +199,22 @@ def _exports(root: Path) -> None:
     onnx.save(onnx.helper.make_model(graph), str(folder / "plain.onnx"))
 
 
+HAS_MILVUS = importlib.util.find_spec("pymilvus") is not None
+
+
+def _milvus_collection(embedder: Embedder, folder: Path) -> None:
+    """A Milvus Lite file holding collection "other", made by ``embedder`` (the other run),
+    opened once more so that the cases' reads leave its files as they are."""
+    from tripletnet.search.engines import Target, create_live, open_live
+
+    folder.mkdir()
+    where = Target("other", "milvus", str(folder / "gallery.db"))
+    collection = from_dataset(embedder, "digits", limit=20)
+    create_live(where, collection, dim=embedder.dim, kind="exact", metric=embedder.metric,
+                model=embedder.ref, class_names=collection.class_names)  # fmt: skip
+    open_live(where).current().search(collection.vectors[:1], 1)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished digits run (16-d MLP), an exact index of its test split, another run's
@@ -174,13 +228,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     embedder = Embedder.from_run(run)
     build_index(embedder, from_dataset(embedder, "digits", limit=100)).save(root / "index")
     other = root / "other_run"
-    train(config.__class__(**{**config.__dict__, "seed": 1}), other, show_progress=False)
+    train(TrainConfig.from_options(config, seed=1), other, show_progress=False)
     other_embedder = Embedder.from_run(other)
     build_index(other_embedder, from_dataset(other_embedder, "digits", limit=50)).save(
         root / "other_index"
     )
+    if HAS_MILVUS:
+        _milvus_collection(other_embedder, root / "milvus")
     _write_bad_files(root / "bad")
     _broken_runs(run, root / "runs")
+    _code_runs(run, root / "runs")
     _broken_indexes(root / "index", root / "indexes")
     _exports(root)
     return root
@@ -254,6 +311,13 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --method semi-supervised --labels-per-class 3 --labels-seed -1", "--labels-seed"),
     ("train --method semi-supervised --labels-per-class 3 --labels-seed x", "--labels-seed"),
     ("train --augment-shift -2", "--augment-shift"),
+    ("train --augment-shift 100", "too large for 8x8 images"),
+    ("train --augment-shift 8", "the largest shift allowed is 7"),
+    (
+        "train --method batch-mining --loss triplet-margin --samples-per-class 1",
+        "give --samples-per-class 2 or more",
+    ),
+    ("train --loss contrastive --samples-per-class 1", "pairs of samples of the same class"),
     ("train --steps-per-epoch 0", "--steps-per-epoch"),
     # train: issue 20's methods (TCM, energy confusion, Metrix, ElasticFace, SNR)
     ("train --tcm-weight 1", "it goes with --method batch-mining"),
@@ -278,6 +342,9 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --dataset {w}/bad/classes_one", "a triplet needs two"),
     ("train --dataset {w}/bad/no_label.csv", "label"),
     ("train --dataset {w}/bad/escaping.csv", "outside"),
+    ("train --dataset {w}/bad/csv_link/list.csv", "symbolic link"),
+    ("train --dataset {w}/bad/comma_label.csv", "too many fields (4, expected 3"),
+    ("train --dataset {w}/bad/classes_loop", "every image of every class"),
     ("train --dataset {w}/bad/missing_file.csv", "nowhere.png"),
     ("train --dataset {w}/bad/empty.csv", "empty.csv"),
     ("train --dataset {w}/bad/bad_split.csv", "validation"),
@@ -312,6 +379,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --config {w}/bad/choices.toml", "fp8"),
     ("train --config {w}/bad/other_method.toml", "--margin does not apply"),
     ("train --config {w}/bad/list.json", "list.json"),
+    ("train --config {w}/bad/future.json", "version 99"),
     ("train --config {w}/run/config.json --resume --out {w}/run", "leave out --config"),
     # train: run folders
     ("train --out {w}/run", "already exists"),
@@ -323,6 +391,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("train --resume --out {w}/runs/config_corrupt", "config.json"),
     ("train --resume --out {w}/runs/config_list", "config.json"),
     ("train --resume --out {w}/runs/config_types", "epochs = 'many'"),
+    ("train --resume --out {w}/runs/config_future", "upgrade tripletnet"),
     ("train --resume --out {w}/run --lr 0.5", "cannot change --lr"),
     ("train --resume --out {w}/run --dataset mnist", "cannot change --dataset"),
     ("train --resume --out {w}/run --epochs 0", "--epochs must be at least 1"),
@@ -342,6 +411,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("evaluate {w}/runs/config_corrupt", "config.json"),
     ("evaluate {w}/runs/config_missing", "config.json does not exist"),
     ("evaluate {w}/runs/config_types", "epochs = 'many'"),
+    ("evaluate {w}/runs/config_future", "version 99"),
     ("evaluate {w}/runs/model_cut", "model.safetensors"),
     ("evaluate {w}/run -k 0", "-k"),
     ("evaluate {w}/run -k 100000", "k = 100000"),
@@ -548,22 +618,74 @@ CATALOGUE: list[tuple[str, str]] = [
     ("index info {w}/indexes/thumbs_cut", "thumbnails.npy"),
     ("index remove {w}/indexes/faiss_cut 1", "index.faiss is truncated"),
     ("index remove {w}/missing 1", "not a tripletnet index"),
-    ("index info {w}/indexes/log_damaged", "changes.log is damaged at byte 0"),
+    ("index info {w}/indexes/log_damaged", "changes.log is damaged at line 1 (byte 0)"),
+    ("index info {w}/indexes/log_last_damaged", "changes.log is damaged at line 2"),
+    ("index remove {w}/indexes/log_last_damaged 5", "changes.log is damaged at line 2"),
+    ("index repair {w}/missing", "not a tripletnet index"),
+    ("index repair {w}/bad/not_an_index", "not a tripletnet index"),
     ("index compact {w}/missing", "not a tripletnet index"),
     ("index compact {w}/bad/not_an_index", "not a tripletnet index"),
     ("index compact {w}/indexes/faiss_cut", "index.faiss is truncated"),
-    ("index compact {w}/indexes/log_damaged", "changes.log is damaged at byte 0"),
+    ("index compact {w}/indexes/log_damaged", "changes.log is damaged at line 1 (byte 0)"),
     ("index remove {w}/index one", "one"),
     ("index remove {w}/index", "IDS"),
     # search
     ("search {w}/index", "give exactly one of --image or --vector"),
     ("search {w}/index --image {w}/bad/bomb.png --vector {w}/bad/vectors.npy", "exactly one"),
     ("search {w}/index --image {w}/bad/bomb.png", "bomb.png"),
+    ("search {w}/index --json", "give exactly one of --image or --vector"),  # errors stay lines
+    ("search {w}/index --vector {w}/bad/vectors_nan.npy --json", "NaN"),
+    ("search {w}/index --json=yes", "--json"),  # a flag takes no value
+    ("embed {w}/run --no-progress --out {out} --split unseen", "unseen"),
     ("search {w}/index --image {w}/bad/text.png", "text.png"),
     ("search {w}/index --image {w}/bad/truncated.png", "truncated.png"),
     ("search {w}/index --image {w}/bad/empty.png", "empty.png"),
     ("search {w}/index --image {w}/missing.png", "does not exist"),
     ("search {w}/index --image {w}/bad/samples.npy --run {w}/other_run", "does not match"),
+    # the milvus engine (docs/scaling.md): collection "other" was made by the other run's model
+    (
+        "search other --backend milvus --uri {w}/milvus/gallery.db --image {w}/bad/samples.npy --run {w}/run",
+        "does not match",
+    ),
+    (
+        "search other --backend milvus --uri {w}/milvus/gallery.db --vector {w}/bad/vectors.npy --label 1or",
+        "--label",
+    ),
+    (  # a value that would be an expression if pasted unescaped: a filter, then a model refused
+        'search other --backend milvus --uri {w}/milvus/gallery.db --image {w}/bad/samples.npy --run {w}/run --where a=1"or"id>0\\',
+        "does not match",
+    ),
+    ("search other --backend milvus --vector {w}/bad/vectors.npy", "needs --uri"),
+    ("search other --backend milvus --uri http://127.0.0.1:1 --vector x.npy", "x.npy"),
+    ("index info other --backend milvus --uri http://127.0.0.1:1", "cannot reach Milvus"),
+    (
+        "index info missing --backend milvus --uri {w}/milvus/gallery.db",
+        "no tripletnet collection 'missing'",
+    ),
+    (
+        "index info no-name --backend milvus --uri {w}/milvus/gallery.db",
+        "not a Milvus collection name",
+    ),
+    (
+        "index compact missing --backend milvus --uri {w}/milvus/gallery.db",
+        "no tripletnet collection",
+    ),
+    ("index remove other 1 --backend milvus --uri http://127.0.0.1:1", "cannot reach Milvus"),
+    (
+        "index build {w}/run --dataset digits --out other --backend milvus --uri {w}/milvus/gallery.db",
+        "already holds collection",
+    ),
+    ("index build {w}/run --dataset digits --kind ivfflat --out {out}", "--backend milvus"),
+    ("index build {w}/run --dataset digits --backend milvus --out {out}", "needs --uri"),
+    (
+        "index build {w}/run --dataset digits --refine 4 --kind ivfpq --out o --backend milvus --uri {w}/milvus/gallery.db",
+        "re-rank",
+    ),
+    ("serve {w}/run --index other --backend milvus --uri {w}/milvus/gallery.db", "does not match"),
+    (
+        "serve {w}/run --index other --backend milvus --uri {w}/milvus/gallery.db --workers 2",
+        "one process",
+    ),
     ("search {w}/index --vector {w}/bad/archive.npz", ".npz archive"),
     ("search {w}/index --vector {w}/bad/vectors.npy --label -1", "--label"),
     ("search {w}/index --vector {w}/bad/vectors.npy --where shop", "expected FIELD=VALUE"),
@@ -582,6 +704,7 @@ CATALOGUE: list[tuple[str, str]] = [
     ("search {w}/missing --vector {w}/bad/vectors.npy", "not a tripletnet index"),
     # serve (every case fails before the server starts)
     ("serve {w}/run --index {w}/indexes/faiss_cut", "index.faiss is truncated"),
+    ("serve {w}/run --index {w}/indexes/log_last_damaged", "changes.log is damaged at line 2"),
     ("serve {w}/run --index {w}/missing", "not a tripletnet index"),
     ("serve {w}/missing --index {w}/index", "not a finished"),
     ("serve {w}/runs/model_cut --index {w}/index", "model.safetensors"),
@@ -623,6 +746,27 @@ CATALOGUE: list[tuple[str, str]] = [
     ("export {w}/run --format torchscript --opset 13 --out {out}", "--opset applies to"),
     ("export {w}/run", "--out"),
     ("nonsense", "No such command"),
+    # a run folder whose spec names code (os:system) runs none without --trust-model-code
+    ("evaluate {w}/runs/code", "factory 'system' of module 'os'"),
+    ("embed {w}/runs/code --out {out}", "pass --trust-model-code"),
+    ("embed {w}/runs/code_args --out {out}", "factory_args must be a JSON object"),
+    ("embed {w}/runs/code_args --out {out} --trust-model-code", "factory_args must be a JSON"),
+    (
+        "verify {w}/runs/code --first {w}/bad/samples.npy --second {w}/bad/samples.npy --threshold 1",
+        "TRIPLETNET_TRUST_MODEL_CODE=1",
+    ),
+    ("compare {w}/runs/code {w}/run", "per_query.npz"),  # reads no net at all
+    ("index build {w}/runs/code --dataset digits --out {out}", "--trust-model-code"),
+    ("search {w}/index --image {w}/bad/bomb.png --run {w}/runs/code", "--trust-model-code"),
+    ("serve {w}/runs/code --index {w}/index", "--trust-model-code"),
+    ("export {w}/runs/code --out {out}", "--trust-model-code"),
+    ("robustness {w}/runs/code --out {out}", "--trust-model-code"),
+    ("robustness {w}/run --baseline {w}/runs/code --out {out}", "--trust-model-code"),
+    ("train --model mlp --init {w}/runs/code", "--trust-model-code"),
+    ("pretrain --init {w}/runs/code", "--trust-model-code"),
+    # your own --model whose code raises: one line naming it and the exception
+    ("train --model nets_raising_at_import:build", "raised RuntimeError: this module refuses"),
+    ("train --model nets_raising:build", "nets_raising:build failed: calling it raised ValueError"),
     # robustness (issue 16): the defences in train, then the command
     ("train --adversarial cw", "cw"),
     ("train --eps 2", "--eps"),
@@ -671,6 +815,8 @@ def test_bad_input_is_one_error_line_and_exit_2(
     command: str,
     words: str,
 ) -> None:
+    if "--backend milvus --uri" in command and not HAS_MILVUS:
+        pytest.skip('the milvus cases need pip install "tripletnet[milvus]"')
     out = tmp_path / "out"
     args = command.replace("{w}", str(checked_world)).replace("{out}", str(out)).split()
     if "--no-progress" not in args and args[0] in ("train", "pretrain"):

@@ -286,6 +286,11 @@ def test_csv_absolute_path_inside_its_folder_is_accepted(tmp_path: Path) -> None
         ("path,label\nimg/0.png,a\nimg/9.png,a\n", r"line 3 .*'img/9\.png' does not exist"),
         ("path,label,split\nimg/0.png,a,train\nimg/1.png,a,val\n", "line 3 .*unknown split 'val'"),
         ("path,label\nimg/0.png,a\nimg/1.png,a\nimg/2.png,b\n", "class 'b' has only one"),
+        (
+            "path,label\nimg/0.png,a\nimg/1.png,New York, NY\n",
+            r"line 3 .*too many fields \(3, expected 2: path,label\).*quote that field",
+        ),
+        ("path,label,split\nimg/0.png,a,train,x\n", r"too many fields \(4, expected 3"),
     ],
 )
 def test_bad_csvs_get_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -293,6 +298,61 @@ def test_bad_csvs_get_one_clear_error(tmp_path: Path, text: str, message: str) -
         write_image(tmp_path / "data" / "img" / f"{k}.png", seed=k)
     with pytest.raises(DataFileError, match=message):
         load_dataset(str(write_csv(tmp_path / "data" / "list.csv", text)))
+
+
+def test_csv_trailing_empty_fields_and_quoted_commas_are_read(tmp_path: Path) -> None:
+    for k in range(4):
+        write_image(tmp_path / "img" / f"{k}.png", seed=k)
+    text = 'path,label\nimg/0.png,"a, b",\nimg/1.png,"a, b",\nimg/2.png,c\nimg/3.png,c\n'
+    data = load_dataset(str(write_csv(tmp_path / "list.csv", text)))
+    assert data.class_names == ["a, b", "c"]
+
+
+def test_csv_path_through_a_link_must_stay_in_its_folder(tmp_path: Path) -> None:
+    outside = write_image(tmp_path / "elsewhere" / "x.png")
+    folder = tmp_path / "data"
+    for k in range(3):
+        write_image(folder / "img" / f"{k}.png", seed=k)
+    (folder / "out.png").symlink_to(outside)
+    (folder / "linked").symlink_to(outside.parent, target_is_directory=True)
+    (folder / "alias.png").symlink_to(folder / "img" / "2.png")  # a link inside: fine
+    rows = "img/0.png,a\nimg/1.png,a\nalias.png,b\nimg/2.png,b\n"
+    for bad in ("out.png", "linked/x.png"):
+        csv = write_csv(folder / "list.csv", f"path,label\n{rows}{bad},b\n")
+        with pytest.raises(DataFileError, match=r"line 6 .*symbolic link to .*x\.png, outside"):
+            load_dataset(str(csv))
+    data = load_dataset(str(write_csv(folder / "list.csv", f"path,label\n{rows}")))
+    assert len(data.train) + len(data.test) == 4
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("..", "holds .*data itself: every image of every class would also be in class 'b'"),
+        (".", "holds .*data itself"),
+        ("a", "class folders .*a and .*b are the same folder"),
+        ("a/sub", "class folder .*b is a link to .*sub, inside class folder .*a: its images"),
+    ],
+)
+def test_a_class_folder_linked_to_the_root_or_another_class_is_refused(
+    tmp_path: Path, target: str, message: str
+) -> None:
+    root = make_folder(tmp_path / "data", {"a": 2, "c": 2})
+    write_image(root / "a" / "sub" / "x.png")
+    (root / "b").symlink_to(target, target_is_directory=True)
+    with pytest.raises(DataFileError, match=message):
+        load_dataset(str(root))
+
+
+def test_links_to_class_folders_elsewhere_are_followed_and_loops_below_are_not(
+    tmp_path: Path,
+) -> None:
+    make_folder(tmp_path / "elsewhere", {"b": 2})
+    root = make_folder(tmp_path / "data", {"a": 2})
+    (root / "b").symlink_to(tmp_path / "elsewhere" / "b", target_is_directory=True)
+    (root / "a" / "loop").symlink_to("..", target_is_directory=True)  # not walked into
+    data = load_dataset(str(root))
+    assert data.class_names == ["a", "b"] and len(data.train) + len(data.test) == 4
 
 
 # -- the npz source -----------------------------------------------------------------------

@@ -155,3 +155,19 @@ def test_digits_split_is_stratified() -> None:
 def test_unknown_dataset() -> None:
     with pytest.raises(TripletnetError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")
+
+
+def test_catalogue_records_name_a_loader_and_a_net() -> None:
+    """Each built-in dataset's record (data/catalogue.py) names a loader that exists and a net
+    that models builds; your own data gets no net until its shape is known."""
+    import importlib
+
+    from tripletnet.data.catalogue import BUILT_IN, facts
+    from tripletnet.models import ARCHITECTURES
+
+    for name, record in BUILT_IN.items():
+        assert record.name == name and record.default_net in ARCHITECTURES
+        assert record.loader is not None
+        module, function = record.loader.split(":")
+        assert callable(getattr(importlib.import_module(f"tripletnet.data.{module}"), function))
+    assert facts("a/folder").default_net is None and facts("a/folder").pixel_top == 255.0

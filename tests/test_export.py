@@ -3,6 +3,7 @@ run does (normalisation inside, L2 for a cosine run, any batch size), with the s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import textwrap
@@ -14,7 +15,14 @@ import pytest
 import torch
 
 from tripletnet.cli import main
-from tripletnet.export import ExportError, export_run, read_exported_spec
+from tripletnet.export import (
+    DYNAMO,
+    TORCHSCRIPT,
+    ExportError,
+    export_run,
+    onnx_exporters,
+    read_exported_spec,
+)
 from tripletnet.runs import TrainedRun, load_run
 from tripletnet.runs.data import load_data
 from tripletnet.search import Embedder
@@ -30,6 +38,7 @@ onnxruntime = pytest.importorskip("onnxruntime", reason="the ONNX checks need on
 
 TOLERANCE = 1e-4
 BATCHES = (1, 37)
+CURRENT = importlib.util.find_spec("onnxscript") is not None  # torch's current exporter needs it
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +79,17 @@ def test_onnx_embeds_like_torch(
     out = tmp_path / "model.onnx"
     result = export_run(runs[metric], out)
     assert result.max_abs_difference is not None and result.max_abs_difference < TOLERANCE
+    assert result.exporter == (DYNAMO if CURRENT else TORCHSCRIPT) == onnx_exporters(18)[0]
 
     model = onnx.load(str(out))
+    assert [opset.version for opset in model.opset_import if not opset.domain] == [18]
     onnx.checker.check_model(model, full_check=True)
     graph = model.graph
     ops = [node for node in graph.node if node.op_type != "Constant"]
-    assert [node.op_type for node in ops[:2]] == ["Sub", "Div"]  # (x - mean) / std first
-    assert ops[0].input[0] == "samples" and ops[1].input[0] == ops[0].output[0]
+    # (x - mean) / std first: the samples go to a Sub (and at most a Shape), its output to a Div
+    assert {node.op_type for node in ops if "samples" in node.input} <= {"Sub", "Shape"}
+    (sub,) = [node for node in ops if node.op_type == "Sub" and node.input[0] == "samples"]
+    assert [node.op_type for node in ops if sub.output[0] in node.input] == ["Div"]
     dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 1, 8, 8]
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -130,16 +143,46 @@ def test_the_cli_writes_and_reports(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "digits.onnx"
-    assert main(["export", str(runs["euclidean"]), "--out", str(out), "--opset", "13"]) == 0
+    with pytest.warns(DeprecationWarning, match="legacy TorchScript-based ONNX export"):
+        # opset 13 is older than the current exporter writes: the deprecated one, which says so
+        assert main(["export", str(runs["euclidean"]), "--out", str(out), "--opset", "13"]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out} (onnx, opset 13)" in printed and "max abs difference" in printed
+    assert f"wrote {out} (onnx, opset 13, torchscript exporter)" in printed
+    assert "max abs difference" in printed
     assert onnx.load(str(out)).opset_import[0].version == 13
     before = out.read_bytes()
     assert main(["export", str(runs["euclidean"]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
     assert main(["export", str(runs["cosine"]), "--out", str(out), "--overwrite"]) == 0
+    assert (
+        f"(onnx, opset 18, {DYNAMO if CURRENT else TORCHSCRIPT} exporter)"
+        in capsys.readouterr().out
+    )
     assert read_export_info(out).metric == "cosine"
     assert [p.name for p in tmp_path.iterdir()] == ["digits.onnx"]  # no temporary left behind
+
+
+def test_without_onnxscript_the_older_exporter_writes_the_same_file(
+    runs: dict[str, Path], samples: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback: torch's TorchScript-based exporter, whose deprecation warning is not
+    silenced; the file embeds as the run does, at any batch size."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxscript" else find_spec(name, *a),
+    )
+    assert onnx_exporters(18) == (TORCHSCRIPT,)
+    out = tmp_path / "model.onnx"
+    with pytest.warns(DeprecationWarning, match="legacy TorchScript-based ONNX export"):
+        result = export_run(runs["cosine"], out)
+    assert result.exporter == TORCHSCRIPT and result.opset == 18
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    run = load_run(runs["cosine"])
+    for batch in BATCHES:
+        got = session.run(None, {"samples": samples[:batch]})[0]
+        np.testing.assert_allclose(got, torch_embeddings(run, samples[:batch]), atol=TOLERANCE)
 
 
 def test_bad_arguments_in_the_library(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -223,8 +266,12 @@ def factory_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 
 def test_factory_models_that_cannot_be_exported_say_why(
-    factory_runs: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    factory_runs: dict[str, Path],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("TRIPLETNET_TRUST_MODEL_CODE", "1")  # the test's own factories
     out = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="fails on a batch of 1.*depends on the batch size"):
         export_run(factory_runs["FixedBatch"], out)

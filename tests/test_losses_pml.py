@@ -131,3 +131,20 @@ def test_proxy_losses(size: int, classes: int) -> None:
     theirs = pml_losses.ProxyAnchorLoss(classes, 8, margin=0.1, alpha=32).double()
     theirs.proxies.data = anchor.proxies.data.clone()
     agree(anchor, theirs, x, y)
+
+
+def test_pml_habits_get_errors_that_teach() -> None:
+    """A PML indices_tuple as the third argument, or a PML miner given to our loss, is refused
+    with the tripletnet way of doing it (the miner goes into the loss)."""
+    from tripletnet.checks import InvalidInputError
+
+    x, y = data(16, 4)
+    indices = pml_miners.TripletMarginMiner()(x, y)
+    with pytest.raises(InvalidInputError, match=r"indices_tuple\?.*miner=SemiHardMiner"):
+        losses.TripletMarginLoss()(x, y, indices)
+    with pytest.raises(InvalidInputError, match=r"pytorch-metric-learning's TripletMarginMiner"):
+        losses.TripletMarginLoss(miner=pml_miners.TripletMarginMiner())
+    with pytest.raises(InvalidInputError, match=r"MultiSimilarityMiner\(\)"):
+        losses.ContrastiveLoss(miner=pml_miners.MultiSimilarityMiner())
+    with pytest.raises(InvalidInputError, match="needs a PairMiner"):
+        losses.ContrastiveLoss(miner=mining.SemiHardMiner())  # type: ignore[arg-type]

@@ -99,6 +99,6 @@ def test_a_method_registered_from_outside_trains_resumes_and_is_recorded(
     assert summary["epochs"] == 2 and np.isfinite(summary["final_loss"])
     saved = read_json(tmp_path / "run" / "config.json")
     assert saved["method"] == {"name": "centroid-pull", "pull": 0.5}
-    config.epochs = 3
+    config.optim.epochs = 3
     train(config, tmp_path / "run", resume=True, show_progress=False, log_epochs=False)
     assert len(read_json(tmp_path / "run" / "history.json")) == 3

@@ -139,11 +139,14 @@ def test_a_user_factory_model_trains_and_every_command_rebuilds_it(
     monkeypatch.chdir(tmp_path)
     args = ["train", "--model", "mynets:tiny", "--factory-args", '{"width": 24}']
     assert main([*args, "--embedding-dim", "8", *QUICK, "--out", "run"]) == 0
-    spec = load_run(tmp_path / "run").spec
+    spec = load_run(tmp_path / "run", trust_model_code=True).spec
     assert spec.architecture == "mynets:tiny" and spec.factory_args == {"width": 24}
     assert spec.embedding_dim == 8
-    assert main(["evaluate", "run", "-k", "3", "--no-tsne"]) == 0
-    assert main(["embed", "run", "--out", "e.npy"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "run", "-k", "3", "--no-tsne"]) == 2  # its code: only when trusted
+    assert "'tiny' of module 'mynets'" in capsys.readouterr().err
+    assert main(["evaluate", "run", "-k", "3", "--no-tsne", "--trust-model-code"]) == 0
+    assert main(["embed", "run", "--out", "e.npy", "--trust-model-code"]) == 0
     assert np.load(tmp_path / "e.npy").shape == (450, 8)
     capsys.readouterr()
     assert main(["train", "--model", "mynets:absent", *QUICK, "--out", "bad"]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from tripletnet.checks import InvalidInputError
 from tripletnet.sampling import PKSampler
@@ -54,3 +55,13 @@ def test_bad_arguments() -> None:
         PKSampler(LABELS, 0, 2)
     with pytest.raises(InvalidInputError, match="rank"):
         PKSampler(LABELS, 2, 2, rank=2, world_size=2)
+
+
+def test_given_as_sampler_it_says_batch_sampler() -> None:
+    """As ``sampler=`` (where pytorch-metric-learning's MPerClassSampler goes) the DataLoader
+    would batch whole index lists together: refused, naming ``batch_sampler=``."""
+    data = TensorDataset(torch.arange(len(LABELS)))
+    for batch_size in (1, 16):
+        loader = DataLoader(data, sampler=PKSampler(LABELS, 4, 4), batch_size=batch_size)
+        with pytest.raises(InvalidInputError, match="batch_sampler=PKSampler"):
+            next(iter(loader))

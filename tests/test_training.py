@@ -123,7 +123,7 @@ def test_siamese_method_trains(tmp_path: Path, tiny_config: TrainConfig) -> None
 def test_bf16_training_learns_and_saves_a_float32_model(
     tmp_path: Path, tiny_config: TrainConfig
 ) -> None:
-    tiny_config.precision = "bf16"
+    tiny_config.optim.precision = "bf16"
     summary = train(tiny_config, tmp_path / "run", show_progress=False)
     assert summary["test_triplet_error"] < 0.5
     weights = load_file(str(tmp_path / "run" / "model.safetensors"))

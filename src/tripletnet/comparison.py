@@ -53,6 +53,14 @@ def comparison(
 ) -> Comparison:
     """Check the arguments of a loss or miner call; without a reference, the batch is its own."""
     check_embeddings_and_labels(embeddings, labels, "embeddings")
+    if isinstance(ref_emb, tuple | list):
+        raise InvalidInputError(
+            "the third argument is ref_emb, a reference batch of embeddings; got a "
+            f"{type(ref_emb).__name__} (a pytorch-metric-learning indices_tuple?). tripletnet "
+            "losses mine inside the loss: pass the miner when you build it, e.g. "
+            "TripletMarginLoss(miner=SemiHardMiner()), and call loss(embeddings, labels): see "
+            "docs/from-pml.md"
+        )
     if (ref_emb is None) != (ref_labels is None):
         raise InvalidInputError("pass ref_emb and ref_labels together, or neither")
     if ref_emb is None or ref_labels is None:

@@ -1,11 +1,15 @@
 """Device names (``--device``): ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked
-against what this machine has before any work starts."""
+against what this machine has before any work starts. Imports torch only to check one, so that
+option help can name them (``DEVICE_HELP``) without it."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import TripletnetError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_HELP = "auto (a GPU when there is one), cpu, cuda, cuda:N or mps"
 
@@ -13,6 +17,8 @@ DEVICE_HELP = "auto (a GPU when there is one), cpu, cuda, cuda:N or mps"
 def resolve_device(name: str) -> torch.device:
     """The torch device ``name`` names; a clear error for a name torch does not know or a
     device this machine lacks."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -6,14 +6,19 @@ samples (N, *input_shape), as the dataset gives them (pixels 0..255, 0..16 for t
 with a dynamic batch dimension, and returns (N, embedding_dim) float32 embeddings. The run's
 ModelSpec and model fingerprint go into the file's metadata (``search.onnx_embedder``).
 
-ONNX uses torch's TorchScript-based exporter (``dynamo=False``: no onnxscript needed) and is
-checked with ``onnx.checker``; TorchScript is ``torch.jit.trace``. Before anything is written,
-the file's outputs are compared with torch's on batches of 1 and 3 (onnxruntime for ONNX, where
-installed), which catches nets whose trace depends on the batch size.
+ONNX uses torch's current, torch.export-based exporter (``dynamo=True``; torch 2.5 or newer with
+onnxscript, opset DYNAMO_MIN_OPSET or newer), and the older TorchScript-based one (deprecated
+in torch, needs only onnx) for older opsets, without onnxscript, or for a net the current one
+cannot export; the file is checked with ``onnx.checker``. TorchScript is ``torch.jit.trace``.
+Before anything is written, the file's outputs are compared with torch's on batches of 1 and 3
+(onnxruntime for ONNX, where installed), which catches nets whose trace depends on the batch
+size. The exporters' printed output is silenced; their Python warnings are not.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import io
 import json
 import os
@@ -51,6 +56,9 @@ from .search.onnx_embedder import (
 )
 
 CHECK_BATCHES = (1, 3)  # batch sizes compared with torch (the trace uses 2)
+DYNAMO = "torch.export"  # torch's current ONNX exporter (torch.onnx.export(..., dynamo=True))
+TORCHSCRIPT = "torchscript"  # its older, TorchScript-based one (dynamo=False), deprecated in torch
+DYNAMO_MIN_OPSET = 18  # the oldest it writes (its conversion down fails here, leaving 18)
 ONNX_HINT = "try another --opset, or --format torchscript"
 TRACE_HINT = "the net's forward must be traceable by torch.jit.trace (tensors in, a tensor out)"
 TOLERANCE = 1e-3  # relative to the embeddings' scale: a sanity check, not a precision claim
@@ -86,9 +94,10 @@ def exported_net(run: TrainedRun) -> ExportedNet:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What ``export_run`` wrote: the file, its format (and ONNX opset), its metadata, and the
+    """What ``export_run`` wrote: the file, its format (and ONNX opset), its metadata, the
     largest absolute difference from torch's embeddings on ``checked_batches`` (None: not
-    checked, because onnxruntime is not installed)."""
+    checked, because onnxruntime is not installed), and which of torch's ONNX exporters wrote
+    it (DYNAMO or TORCHSCRIPT; None for a TorchScript file)."""
 
     path: Path
     format: str
@@ -96,6 +105,7 @@ class ExportResult:
     opset: int | None
     max_abs_difference: float | None
     checked_batches: tuple[int, ...]
+    exporter: str | None = None
 
 
 def export_run(
@@ -104,10 +114,11 @@ def export_run(
     format: str = "onnx",
     opset: int | None = None,
     overwrite: bool = False,
+    trust_model_code: bool | None = None,
 ) -> ExportResult:
     """Export the trained net of ``run_dir`` to ``out`` (written atomically; an existing file
     only with ``overwrite``) as ``format`` "onnx" (``opset`` MIN_OPSET..MAX_OPSET, default
-    DEFAULT_OPSET) or "torchscript"."""
+    DEFAULT_OPSET) or "torchscript" (``trust_model_code``: as for ``load_run``)."""
     out = Path(out)
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
@@ -117,7 +128,7 @@ def export_run(
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"--opset must be from {MIN_OPSET} to {MAX_OPSET}, got {opset}")
     _check_out(out, overwrite)
-    embedder = Embedder.from_run(run_dir)
+    embedder = Embedder.from_run(run_dir, trust_model_code=trust_model_code)
     run = embedder.run
     info = ExportInfo(
         spec=run.spec.to_dict(),
@@ -127,13 +138,27 @@ def export_run(
         version=__version__,
     )
     net = exported_net(run)
+    exporter: str | None = None
     if format == "onnx":
-        data, difference = _onnx_bytes(net, run.spec, opset, info)
+        data, difference, exporter = _onnx_bytes(net, run.spec, opset, info)
     else:
         data, difference = _torchscript_bytes(net, run.spec, info)
     write_atomic(out, lambda tmp: tmp.write_bytes(data))
     checked = CHECK_BATCHES if difference is not None else ()
-    return ExportResult(out, format, info, opset if format == "onnx" else None, difference, checked)
+    used = opset if format == "onnx" else None
+    return ExportResult(out, format, info, used, difference, checked, exporter)
+
+
+def onnx_exporters(opset: int) -> tuple[str, ...]:
+    """torch's ONNX exporters that can write ``opset``, in the order tried: DYNAMO where
+    torch has it (torch.onnx.export's ``dynamo`` argument, torch 2.5 or newer), onnxscript is
+    installed and ``opset`` is DYNAMO_MIN_OPSET or newer; TORCHSCRIPT always."""
+    current = (
+        opset >= DYNAMO_MIN_OPSET
+        and "dynamo" in inspect.signature(torch.onnx.export).parameters
+        and importlib.util.find_spec("onnxscript") is not None
+    )
+    return (DYNAMO, TORCHSCRIPT) if current else (TORCHSCRIPT,)
 
 
 def read_exported_spec(path: str | Path) -> ModelSpec:
@@ -164,15 +189,18 @@ def example_samples(spec: ModelSpec, count: int, seed: int = 0) -> np.ndarray:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporter: its Python warnings, and the graph dump its C++ code prints to file
-    descriptors 1 and 2 when it fails (the error says what failed). Not for use beside other
-    threads that write to them."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved: list[tuple[int, int]] = []
-        with tempfile.TemporaryFile() as sink:
+    """Silence what the exporters print to file descriptors 1 and 2: the current exporter's
+    progress and log lines, the graph dump the TorchScript-based one's C++ code prints when it
+    fails (the error says what failed). Their Python warnings are not silenced: recorded
+    meanwhile (the filters in force still apply, ``-W error`` included), they are issued again
+    afterwards. Not for use beside other threads that write to those descriptors."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: list[tuple[int, int]] = []
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded, tempfile.TemporaryFile() as sink:
+            caught = recorded
             try:
                 for fd in (1, 2):
                     saved.append((fd, os.dup(fd)))
@@ -185,11 +213,20 @@ def _quiet() -> Iterator[None]:
                 for fd, copy in saved:
                     os.dup2(copy, fd)
                     os.close(copy)
+    finally:  # also when the export failed: its warnings may say why
+        for warning in caught:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def _reason(error: BaseException) -> str:
     """An exception's message in one short line (TorchScript's: its last line, which says what
-    failed; onnxruntime's: without its error-code prefix)."""
+    failed; onnxruntime's: without its error-code prefix; the current ONNX exporter's: its
+    innermost cause's, which names the operator it lacks)."""
+    if type(error).__module__.startswith("torch.onnx._internal.exporter"):
+        while error.__cause__ is not None:
+            error = error.__cause__
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
@@ -246,19 +283,26 @@ def _compare(net: nn.Module, spec: ModelSpec, run: Any, what: str) -> float:
     return worst
 
 
-def _onnx_bytes(
-    net: ExportedNet, spec: ModelSpec, opset: int, info: ExportInfo
-) -> tuple[bytes, float | None]:
-    """The ONNX file's bytes (checked by onnx.checker) and the difference from torch."""
-    try:
-        import onnx
-    except ModuleNotFoundError as error:
-        raise TripletnetError(
-            "exporting to ONNX needs the onnx package: pip install 'tripletnet[onnx]'"
-        ) from error
-    example = torch.from_numpy(example_samples(spec, 2))
-    try:
-        with _quiet(), tempfile.TemporaryDirectory(prefix="tripletnet-export-") as folder:
+def _onnx_model(net: ExportedNet, example: torch.Tensor, opset: int, exporter: str) -> Any:
+    """The net as an onnx.ModelProto, exported by ``exporter`` (DYNAMO or TORCHSCRIPT) with a
+    dynamic batch dimension."""
+    import onnx
+
+    names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    with _quiet():
+        if exporter == DYNAMO:
+            program = torch.onnx.export(
+                net,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+                **names,
+            )
+            assert program is not None  # no file given: the ONNXProgram
+            return program.model_proto
+        with tempfile.TemporaryDirectory(prefix="tripletnet-export-") as folder:
             written = Path(folder) / "model.onnx"
             torch.onnx.export(
                 net,
@@ -268,13 +312,38 @@ def _onnx_bytes(
                 export_params=True,
                 opset_version=opset,
                 do_constant_folding=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                **names,
             )
-            model = onnx.load_model(str(written))
-    except Exception as error:  # the exporter raises many kinds; say which and why
-        raise _cannot(f"export to ONNX (opset {opset})", spec, error, ONNX_HINT) from None
+            return onnx.load_model(str(written))
+
+
+def _onnx_bytes(
+    net: ExportedNet, spec: ModelSpec, opset: int, info: ExportInfo
+) -> tuple[bytes, float | None, str]:
+    """The ONNX file's bytes (checked by onnx.checker), the difference from torch, and the
+    exporter that wrote it: the first of ``onnx_exporters(opset)`` that can export the net."""
+    try:
+        import onnx
+    except ModuleNotFoundError as error:
+        raise TripletnetError(
+            "exporting to ONNX needs the onnx package: pip install 'tripletnet[onnx]'"
+        ) from error
+    example = torch.from_numpy(example_samples(spec, 2))
+    failed: list[str] = []
+    for exporter in onnx_exporters(opset):
+        try:
+            model = _onnx_model(net, example, opset, exporter)
+            break
+        except Exception as error:  # the exporters raise many kinds; say which and why
+            failed.append(f"{_reason(error)} ({type(error).__name__})")
+            if exporter == TORCHSCRIPT:
+                if len(failed) > 1:  # both: say what each said
+                    failed = [f"{DYNAMO} exporter: {failed[0]}", f"{TORCHSCRIPT} one: {failed[1]}"]
+                raise ExportError(
+                    f"cannot export to ONNX (opset {opset}) the {spec.architecture!r} net: "
+                    f"{'; '.join(failed)}; {ONNX_HINT}"
+                ) from None
     onnx.helper.set_model_props(model, info.metadata())
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if len(dims) == 2 and not dims[1].dim_value:  # L2 normalisation's Expand hides the width
@@ -293,7 +362,7 @@ def _onnx_bytes(
     try:
         import onnxruntime
     except ModuleNotFoundError:
-        return data, None
+        return data, None, exporter
     try:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4  # a failing batch is reported below, not logged
@@ -303,7 +372,7 @@ def _onnx_bytes(
     except Exception as error:  # onnxruntime's errors derive from Exception only
         raise _cannot("run the ONNX export of", spec, error, ONNX_HINT) from None
     difference = _compare(net, spec, lambda x: session.run(None, {INPUT_NAME: x})[0], "ONNX model")
-    return data, difference
+    return data, difference, exporter
 
 
 def _torchscript_bytes(net: ExportedNet, spec: ModelSpec, info: ExportInfo) -> tuple[bytes, float]:
@@ -313,7 +382,7 @@ def _torchscript_bytes(net: ExportedNet, spec: ModelSpec, info: ExportInfo) -> t
     try:
         buffer = io.BytesIO()
         extra = {TORCHSCRIPT_EXTRA: json.dumps(info.metadata(), sort_keys=True)}
-        with _quiet(), torch.no_grad():  # _quiet: torch.jit's deprecation warnings too
+        with _quiet(), torch.no_grad():
             traced = torch.jit.trace(net, example, check_trace=False)
             torch.jit.save(traced, buffer, _extra_files=extra)
     except Exception as error:  # tracing raises many kinds; say which and why
@@ -332,9 +401,12 @@ def _torchscript_bytes(net: ExportedNet, spec: ModelSpec, info: ExportInfo) -> t
 __all__ = [
     "CHECK_BATCHES",
     "DEFAULT_OPSET",
+    "DYNAMO",
+    "DYNAMO_MIN_OPSET",
     "FORMATS",
     "MAX_OPSET",
     "MIN_OPSET",
+    "TORCHSCRIPT",
     "ExportError",
     "ExportResult",
     "ExportedFileError",
@@ -342,6 +414,7 @@ __all__ = [
     "example_samples",
     "export_run",
     "exported_net",
+    "onnx_exporters",
     "read_export_info",
     "read_exported_spec",
 ]

@@ -36,12 +36,10 @@ from .devices import resolve_device
 from .errors import TripletnetError
 from .files import write_atomic
 from .models import EmbeddingNet, build_model
+from .training.assemble import Optimisation, assemble
 from .training.fit import TrainingDiverged
-from .training.fit import fit as fit_loop
 from .training.methods import Method, MethodContext, method_class, typed_options
 from .training.pipeline import Pipeline
-from .training.schedule import cosine_lr
-from .training.step import Step
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -433,19 +431,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             method = kind(options, context)
         except TripletnetError as error:
             raise EstimatorInputError(_parameter_message(error)) from None
-        learned = method.learned()
-        if learned is not None:
-            learned.to(device)
-        parameters = [*model.parameters(), *(learned.parameters() if learned is not None else [])]
         lr = float(self.lr) if self.lr is not None else DEFAULT_LR[name]
-        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-        pipeline = Pipeline(scaled, labels, normalizer, device)
-        steps = method.num_batches()
-        total = steps * self.epochs
+        optimisation = Optimisation(
+            lr=lr,
+            epochs=self.epochs,
+            momentum=MOMENTUM,
+            weight_decay=WEIGHT_DECAY,
+            min_lr_fraction=MIN_LR_FRACTION,
+        )
+        training = assemble(
+            model, method, optimisation, Pipeline(scaled, labels, normalizer, device)
+        )
         losses: list[float] = []
-
-        def schedule(epoch: int, step: int) -> float:
-            return cosine_lr(lr, (epoch * steps + step) / total, MIN_LR_FRACTION)
 
         def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
             losses.append(float(row["loss"]))
@@ -457,15 +454,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 )
 
         try:
-            fit_loop(
-                Step(model, method, optimizer),
-                pipeline,
-                range(self.epochs),
-                schedule,
-                on_epoch_end,
-                seed,
-                show_progress=bool(self.verbose),
-            )
+            training.fit(range(self.epochs), on_epoch_end, seed, bool(self.verbose))
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{error}; try a lower lr than {lr:g}") from None
         return model.cpu().eval(), losses, metric

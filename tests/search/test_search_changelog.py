@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tripletnet.search import IndexChangedError, IndexFolderError, SearchIndex
+from tripletnet.search import folder as folder_module
 from tripletnet.search import index as index_module
 from tripletnet.search.changelog import LOG, Change, append, encode, merged, read
 
@@ -64,7 +65,7 @@ def test_a_torn_last_record_is_ignored_and_the_next_append_replaces_it(tmp_path:
     log = tmp_path / LOG
     end = append(log, [an_add(0)], 0)
     whole = encode(an_add(2, seed=1))
-    for torn in (whole[:-1], whole[:40], whole[:-30] + b"x" * 29 + b"\n"):  # cut or garbled
+    for torn in (whole[:-1], whole[:40], whole[:-30] + b"x" * 29):  # cut short: no newline
         log.write_bytes(log.read_bytes()[:end] + torn)
         found, applied, seen = read(log)
         assert len(found) == 1 and applied == end and seen == end + len(torn)
@@ -79,7 +80,7 @@ def test_a_bad_record_before_good_ones_is_refused(tmp_path: Path) -> None:
     data = bytearray(log.read_bytes())
     data[20] ^= 1  # inside the first record
     log.write_bytes(bytes(data))
-    with pytest.raises(IndexFolderError, match="damaged at byte 0"):
+    with pytest.raises(IndexFolderError, match=f"{LOG} is damaged at line 1 \\(byte 0\\)"):
         read(log)
 
 
@@ -175,7 +176,7 @@ def test_compaction_keeps_everything_and_starts_an_empty_log(
     index.remove([3])
     index.save_changes(tmp_path)
     before = SearchIndex.load(tmp_path)
-    monkeypatch.setattr(index_module, "COMPACT_BYTES", 0)  # the next append compacts
+    monkeypatch.setattr(folder_module, "COMPACT_BYTES", 0)  # the next append compacts
     index.add(clustered(1, seed=4), sources=["last"])
     index.save_changes(tmp_path)
     assert index.version == "v000002" and index.logged == 0
@@ -227,3 +228,157 @@ def test_a_memory_mapped_load_refuses_a_log_until_compacted(
     assert len(SearchIndex.load(tmp_path, mmap=True)) == 299
     assert main(["index", "compact", str(tmp_path)]) == 0  # nothing logged: no new version
     assert "compacted 0 logged change(s); 299 items in v000002" in capsys.readouterr().out
+
+
+# -- no acknowledged write lost, none doubled ------------------------------------------------
+
+
+def test_a_whole_last_record_with_a_bad_checksum_is_refused_not_cut(tmp_path: Path) -> None:
+    """A record with its newline was written whole and acknowledged: a bad checksum there is
+    damage (naming the file and the line), and no append may write over it."""
+    from tripletnet.search.changelog import DamagedLogError
+
+    log = tmp_path / "v000001" / LOG
+    log.parent.mkdir()
+    end = append(log, [an_add(0), an_add(2)], 0)
+    data = bytearray(log.read_bytes())
+    data[-20] ^= 1  # inside the last record; its newline stays
+    log.write_bytes(bytes(data))
+    with pytest.raises(DamagedLogError) as damaged:
+        read(log)
+    assert damaged.value.line == 2 and damaged.value.records_from == 0
+    message = str(damaged.value)
+    assert str(log) in message and "at line 2" in message and "index repair" in message
+    assert "backup" in message
+    later = len(encode(an_add(0)))
+    with pytest.raises(DamagedLogError, match="at line 2"):  # read from past line 1, too
+        read(log, later)
+    with pytest.raises(DamagedLogError):
+        append(log, [an_add(4)], later)  # never written over
+    assert log.read_bytes() == bytes(data) and log.stat().st_size == end
+
+
+def test_repair_cuts_at_the_damaged_line_and_keeps_the_cut_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tripletnet.cli import main
+
+    built(tmp_path, "exact", None, "sq8")
+    index = SearchIndex.load(tmp_path)
+    for n in range(4):
+        index.add(clustered(1, seed=10 + n), sources=[f"late {n}"])
+        index.save_changes(tmp_path)
+    log = tmp_path / "v000001" / LOG
+    lines = log.read_bytes().split(b"\n")
+    lines[1] = lines[1][:30] + (b"0" if lines[1][30:31] != b"0" else b"1") + lines[1][31:]
+    log.write_bytes(b"\n".join(lines))
+    assert main(["index", "info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and err[0].startswith("error: ") and f"{LOG} is damaged at line 2" in err[0]
+    )
+    assert main(["index", "repair", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "kept 1 record(s), dropped 3 whole record(s) from line 2 on" in out
+    aside = next(tmp_path.glob(f"v000001.{LOG}.cut-*"))
+    assert aside.read_bytes().count(b"\n") == 3 and aside.name in out
+    repaired = SearchIndex.load(tmp_path)
+    assert repaired.version == "v000002" and len(repaired) == 301
+    assert repaired.item(300).source == "late 0"
+    assert main(["index", "repair", str(tmp_path)]) == 0
+    assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_a_failed_append_takes_back_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full at the fsync (the commit point) or mid-write: the log is as it was."""
+    import errno
+    import os
+
+    from tripletnet.search import changelog
+
+    log = tmp_path / LOG
+    end = append(log, [an_add(0)], 0)
+    real_fsync, real_write = os.fsync, os.write
+    calls = {"fsync": 0}
+
+    def full_fsync(fd: int) -> None:
+        calls["fsync"] += 1
+        if calls["fsync"] == 1:  # the append's own fsync; the rollback's passes
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(changelog.os, "fsync", full_fsync)
+    with pytest.raises(OSError, match="No space"):
+        append(log, [an_add(2)], end)
+    assert log.stat().st_size == end and len(read(log)[0]) == 1
+    monkeypatch.setattr(changelog.os, "fsync", real_fsync)
+
+    def half_write(fd: int, data: memoryview) -> int:
+        if len(data) > 100:
+            return real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    monkeypatch.setattr(changelog.os, "write", half_write)
+    with pytest.raises(OSError, match="quota"):
+        append(log, [an_add(2), an_add(4)], end)
+    assert log.stat().st_size == end and len(read(log)[0]) == 1
+
+
+def test_a_compaction_that_fails_after_the_commit_keeps_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from tripletnet.search import store
+
+    built(tmp_path, "exact", None, "sq8")
+    index = SearchIndex.load(tmp_path)
+    monkeypatch.setattr(folder_module, "COMPACT_BYTES", 0)  # every append compacts
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "_write_locked", full)
+    index.add(clustered(1, seed=7), sources=["committed"])
+    index.save_changes(tmp_path)  # no error: the append was the commit
+    assert not index.unsaved and index.version == "v000001"
+    assert SearchIndex.load(tmp_path).item(300).source == "committed"
+    monkeypatch.undo()
+    monkeypatch.setattr(folder_module, "COMPACT_BYTES", 0)
+    index.add(clustered(1, seed=8))
+    index.save_changes(tmp_path)  # space again: compacted
+    assert index.version == "v000002" and len(SearchIndex.load(tmp_path)) == 302
+
+
+def test_idempotency_keys_and_chosen_ids_survive_reloads_and_compaction(tmp_path: Path) -> None:
+    from tripletnet.errors import TripletnetError
+
+    built(tmp_path, "ivfpq", {"refine": 4}, "sq8")
+    index = SearchIndex.load(tmp_path)
+    index.add(clustered(1, seed=1), labels=[2], sources=["k"], key="key-1", digest="d1")
+    index.add(clustered(1, seed=2), ids=[1000], thumbnails=np.ones((1, 4, 4), np.uint8))
+    index.save_changes(tmp_path)
+    for message, ids in (("not new", [999]), ("not new", [5]), ("increasing", [2000, 2000])):
+        with pytest.raises(TripletnetError, match=message):
+            index.add(clustered(len(ids), seed=3), ids=ids)
+    index.remove([300])  # the keyed item; its key's answer stays
+    index.save_changes(tmp_path)
+    loaded = SearchIndex.load(tmp_path)
+    kept = loaded.remembered("key-1")
+    assert kept is not None and kept.digest == "d1" and kept.thumbnails == (False,)
+    assert kept.items[0].id == 300 and kept.items[0].label == 2 and 300 not in loaded.items
+    assert loaded.next_id == 1001 and 1000 in loaded.items
+    loaded.save(tmp_path)  # compacted: the keys go into keys.json
+    again = SearchIndex.load(tmp_path)
+    assert again.logged == 0 and again.remembered("key-1") == kept
+    assert (tmp_path / again.version / "keys.json").is_file()  # type: ignore[operator]
+
+
+def test_only_the_newest_keys_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "KEEP_KEYS", 3)
+    index = SearchIndex(16)
+    for n in range(5):
+        index.add(clustered(1, seed=n), key=f"k{n}")
+    assert list(index.keys) == ["k2", "k3", "k4"]

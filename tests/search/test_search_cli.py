@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +139,37 @@ def test_search_filters_by_label_and_metadata(
     )
     labels = {line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
     assert labels == {"2"}
+
+
+def test_search_json_is_one_document_for_scripts(
+    index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = SearchIndex.load(index_dir)
+    vector = tmp_path / "v.npy"
+    np.save(vector, index._faiss.index.reconstruct(5))
+    assert main(["search", str(index_dir), "--vector", str(vector), "-k", "3", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["query"] == {"vector": str(vector), "k": 3, "labels": None, "where": None}
+    [results] = document["results"]
+    assert [hit["rank"] for hit in results] == [1, 2, 3]
+    first = results[0]
+    assert first["id"] == 5 and first["distance"] == pytest.approx(0, abs=1e-4)
+    assert set(first) == {"rank", "id", "distance", "label", "label_name", "metadata", "source"}
+    assert first["label"] == index.item(5).label and first["source"] == "digits:test:5"
+
+
+def test_search_into_a_closed_pipe_ends_quietly(index_dir: Path, tmp_path: Path) -> None:
+    """The README's `tripletnet search ... | head -1`: no traceback, no 'Exception ignored'."""
+    index = SearchIndex.load(index_dir)
+    vectors = tmp_path / "many.npy"
+    np.save(vectors, np.stack([index._faiss.index.reconstruct(i) for i in range(200)]))
+    command = [sys.executable, "-m", "tripletnet", "search", str(index_dir), "--vector",
+               str(vectors), "-k", "50"]  # fmt: skip
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.run(["head", "-1"], stdin=search.stdout, capture_output=True, timeout=120)
+    assert search.stdout is not None and search.stderr is not None
+    search.stdout.close()  # head holds the only reading end: it closes when head exits
+    err = search.stderr.read().decode()
+    assert search.wait(timeout=120) in (0, 141)
+    assert head.stdout.decode().startswith("query 0")
+    assert err == "", err

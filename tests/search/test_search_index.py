@@ -20,7 +20,7 @@ from tripletnet.search import (
     ModelRef,
     SearchIndex,
 )
-from tripletnet.search import index as index_module
+from tripletnet.search import folder as folder_module
 from tripletnet.search import store as store_module
 
 
@@ -210,13 +210,13 @@ def test_save_changes_writes_only_what_no_save_has_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[Path] = []
-    write_version = index_module.write_version
+    write_version = folder_module.write_version
 
     def counted(root: Path, files: Any) -> Path:
         written.append(root)
         return write_version(root, files)
 
-    monkeypatch.setattr(index_module, "write_version", counted)
+    monkeypatch.setattr(folder_module, "write_version", counted)
     index = SearchIndex(16)
     index.add(clustered(20))
     index.save_changes(tmp_path / "a")

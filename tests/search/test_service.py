@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import select
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -301,3 +306,230 @@ def test_concurrent_adds_and_searches_through_the_api(client: TestClient, index_
     assert statuses.count(201) == 40 and statuses.count(200) == 30
     reloaded = SearchIndex.load(index_dir)
     assert len(reloaded) == 490 and sorted(reloaded.items)[-40:] == list(range(450, 490))
+
+
+# -- browsers and shared machines: the Host header, cross-site writes, the log, the token file ---
+
+
+def _hosts_app(run_dir: Path, index_dir: Path, bind: str, allowed: tuple[str, ...]) -> TestClient:
+    return TestClient(create_app(run_dir, index_dir, host=bind, allowed_hosts=allowed))
+
+
+@pytest.mark.parametrize(
+    ("bind", "allowed", "answered", "refused"),
+    [
+        (
+            "127.0.0.1",
+            (),
+            ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "LOCALHOST.", "localhost:9000"],
+            ["evil.example:8000", "localhost.evil.example", "10.0.0.5:8000", "testserver", ""],
+        ),
+        (
+            "127.0.0.1",
+            ("search.example.com", "[::2]"),
+            ["search.example.com", "Search.Example.COM:443", "[::2]:8000", "localhost:8000"],
+            ["evil.example", "example.com", "www.search.example.com"],
+        ),
+        (
+            "0.0.0.0",
+            (),
+            ["192.168.1.20:8000", "[fe80::1]:8000", "localhost:8000", socket.gethostname()],
+            ["evil.example:8000", "localhost:8000.evil.example"],
+        ),
+        ("::", (), ["[::1]:8000", "10.1.2.3"], ["evil.example"]),
+        ("127.0.0.1", ("*",), ["evil.example", "anything:1"], []),
+    ],
+)
+def test_the_host_header_must_name_the_service(
+    run_dir: Path,
+    index_dir: Path,
+    bind: str,
+    allowed: tuple[str, ...],
+    answered: list[str],
+    refused: list[str],
+) -> None:
+    with _hosts_app(run_dir, index_dir, bind, allowed) as client:
+        for host in answered:
+            assert client.get("/health", headers={"host": host}).status_code == 200, host
+        for host in refused:
+            for method, path in (("GET", "/"), ("GET", "/health"), ("POST", "/items")):
+                answer = client.request(
+                    method, path, headers={"host": host}, json={"vector": [0.5] * 16}
+                )
+                assert answer.status_code == 400, (host, answer.text)
+                detail = answer.json()["detail"]
+                assert "Host header" in detail and "\n" not in detail
+                assert ("--allowed-host" in detail) == bool(host)
+        health = client.get("/health", headers={"host": "localhost"}).json()
+        assert health["count"] == 450  # nothing was added
+
+
+def test_allowed_hosts_reach_the_app_of_serve_and_of_its_workers(
+    run_dir: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from tripletnet.service import workers
+    from tripletnet.service.app import SETTINGS_VARIABLE, app_from_environment
+    from tripletnet.service.observe import MULTIPROCESS
+
+    apps: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: apps.append(app))
+    monkeypatch.setattr(workers, "spread_by_kernel", lambda: True)
+    monkeypatch.setattr(workers, "serve", lambda *args: apps.append(app_from_environment()))
+    for variable in (SETTINGS_VARIABLE, MULTIPROCESS):  # serve sets them: put them back after
+        monkeypatch.setenv(variable, "")
+    command = ["serve", str(run_dir), "--index", str(index_dir)]
+    allowed = ["--allowed-host", "search.example.com", "--allowed-host", "10.9.8.7"]
+    assert main([*command, *allowed]) == 0
+    assert main([*command, *allowed, "--workers", "2"]) == 0
+    assert len(apps) == 2
+    for app in apps:
+        with TestClient(app) as client:  # type: ignore[arg-type]
+            for host in ("search.example.com", "10.9.8.7:8000", "localhost:8000"):
+                assert client.get("/health", headers={"host": host}).status_code == 200
+            assert client.get("/health", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_an_allowed_host_with_a_port_is_one_error_line(
+    run_dir: Path, index_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["serve", str(run_dir), "--index", str(index_dir)]
+    assert main([*command, "--allowed-host", "search.example.com:443"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allowed-host takes a host name" in err[0], err
+
+
+def test_browser_writes_must_come_from_the_services_own_page(
+    client: TestClient, index_dir: Path
+) -> None:
+    vector = {"vector": [0.5] * 16}
+    own = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    assert client.post("/items", json=vector, headers=own).status_code == 201
+    assert client.post("/search", files=image(7), headers=own).status_code == 200
+    assert client.delete("/items/1", headers=own).status_code == 200
+    assert client.post("/items", json=vector).status_code == 201  # curl, Python: no Origin
+    assert client.post("/items", json=vector, headers={"sec-fetch-site": "none"}).status_code == 201
+    tls_proxy = {"origin": "https://testserver"}  # a proxy in front ends TLS
+    assert client.post("/items", json=vector, headers=tls_proxy).status_code == 201
+    count = 450 - 1 + 4
+    for headers, says in (
+        ({"origin": "http://evil.example"}, "another origin"),
+        ({"origin": "http://testserver:3000"}, "another origin"),  # another port: another site
+        ({"origin": "null"}, "another origin"),
+        ({"sec-fetch-site": "cross-site"}, "Sec-Fetch-Site"),
+        ({"sec-fetch-site": "same-site", "origin": "http://testserver"}, "Sec-Fetch-Site"),
+    ):
+        form = client.post("/items", files=image(3), data={"label": "3"}, headers=headers)
+        removal = client.delete("/items/2", headers=headers)
+        for answer in (form, removal):
+            assert answer.status_code == 403, answer.text
+            assert says in answer.json()["detail"]
+            assert "own page" in answer.json()["detail"]
+    cross = {"origin": "http://evil.example", "sec-fetch-site": "cross-site"}
+    assert client.get("/items/2", headers=cross).status_code == 200  # reads: the Host check
+    assert client.get("/health").json()["count"] == count
+    assert len(SearchIndex.load(index_dir)) == count
+
+
+def test_the_access_log_escapes_what_it_prints(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tripletnet.service.access")
+    forged = "%0Arequest_id=forged%20method=GET%20path=/%20status=200%00%1B[2J%5C%E2%80%A8"
+    assert client.get(f"/items/1{forged}").status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "tripletnet.service.access"]
+    assert len(lines) == 1
+    line = lines[0]
+    fields = [field.partition("=")[0] for field in line.split(" ")]
+    assert fields == ["request_id", "method", "path", "status", "ms"] and " status=404 " in line
+    assert "\n" not in line and "\x00" not in line and "\x1b" not in line and "\u2028" not in line
+    escaped = (
+        "\\nrequest_id=forged\\x20method=GET\\x20path=/\\x20status=200\\x00\\x1b[2J\\\\\\u2028"
+    )
+    assert f"path=/items/1{escaped} status=404" in line
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o600, False)])
+def test_a_token_file_others_can_read_gets_a_warning(
+    run_dir: Path,
+    index_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mode: int,
+    warned: bool,
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token-0123456789abcdef\n")
+    token_file.chmod(mode)
+    command = ["serve", str(run_dir), "--index", str(index_dir), "--token-file", str(token_file)]
+    assert main(command) == 0  # (--no-access-log would silence the access log for later tests)
+    err = capsys.readouterr().err.strip().splitlines()
+    if warned:
+        assert len(err) == 1 and err[0].startswith("warning: "), err
+        assert f"{mode:03o}" in err[0] and f"chmod 600 {token_file}" in err[0]
+        assert "s3cret" not in err[0]
+    else:
+        assert err == []
+
+
+def test_vectors_whose_distances_overflow_float32_are_refused(client: TestClient) -> None:
+    for values in ([3e38] * 16, [1e19] * 16, [-3.3e38] + [0.0] * 15):
+        for path in ("/search", "/items"):
+            answer = client.post(path, json={"vector": values})
+            assert answer.status_code == 422, answer.text
+            assert "overflow float32" in answer.json()["detail"]
+    big = client.post("/search", json={"vector": [1e17] * 16, "k": 3})  # large, but it fits
+    assert big.status_code == 200 and len(big.json()["results"]) == 3
+    assert client.get("/health").json()["count"] == 450
+
+
+def test_a_streamed_batch_over_the_limit_gets_413_not_400(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+        yield b'{"vectors": ['
+        for _ in range(400):
+            yield b"[" + b", ".join([b"0.25"] * 16) + b"], "
+
+    response = client.post(
+        "/search/batch", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"] == f"request body too large: the limit is {LIMIT} bytes"
+
+
+def test_an_endless_chunked_batch_is_refused_as_it_streams_in(server: tuple[str, int]) -> None:
+    """The batch route's limit (1000 vectors at 32 bytes a value, + 1 MiB: 1.5 MB for 16-d
+    vectors) is enforced while the body streams in: the 413 comes before the client has sent
+    a fraction of its 100 MB, and quickly."""
+    row = b"[" + b", ".join([b"0.25"] * 16) + b"], "
+    chunk = row * 1000  # 87 KB: 1000 vectors
+    total = 1200 * len(chunk)  # 1.2 million vectors, 104 MB
+    sent, answer = 0, b""
+    start = time.monotonic()
+    with socket.create_connection(server, timeout=20) as connection:
+        head = (
+            f"POST /search/batch HTTP/1.1\r\nHost: {server[0]}:{server[1]}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        connection.sendall(head.encode() + b'd\r\n{"vectors": [\r\n')
+        try:
+            while sent < total and not select.select([connection], [], [], 0)[0]:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:  # the server closed the connection: its answer is waiting
+            pass
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            part = connection.recv(65536)
+            if not part:
+                break
+            answer += part
+    elapsed = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"the limit is 1560576 bytes" in answer
+    assert sent < total / 4, f"sent {sent} of {total} bytes before the answer"
+    assert elapsed < 10

@@ -351,6 +351,44 @@ def catalogue() -> dict[str, Case]:
     cases["GET /search"] = Case("GET", "/search", 405, "Method Not Allowed")
     cases["PUT /items/1"] = Case("PUT", "/items/1", 405, "Method Not Allowed", {"json": {}})
     cases["DELETE /items"] = Case("DELETE", "/items", 405, "Method Not Allowed")
+
+    # vectors whose squared distances overflow float32 (they were answered with no results)
+    huge = {"vector": [3e38] * 16}
+    for path in ("/search", "/items"):
+        cases[f"{path} 3e38 values"] = Case("POST", path, 422, "squared norm", {"json": huge})
+    cases["/search/batch 3e38 values"] = Case(
+        "POST", "/search/batch", 422, "overflow float32", {"json": {"vectors": [GOOD, [3e38] * 16]}}
+    )
+    # browsers: a foreign Host (DNS rebinding), writes from another site (CSRF)
+    foreign = {"host": "evil.example:8000"}
+    for method, path, kwargs in (
+        ("GET", "/health", {}),
+        ("GET", "/items/1", {}),
+        ("POST", "/items", {"json": {"vector": GOOD}}),
+        ("DELETE", "/items/1", {}),
+    ):
+        cases[f"{method} {path} foreign Host"] = Case(
+            method, path, 400, "--allowed-host evil.example", {**kwargs, "headers": foreign}
+        )
+    cases["GET / foreign Host"] = Case("GET", "/", 400, "does not answer to the host name", {
+        "headers": {"host": "evil.example"}})  # fmt: skip
+    for name, headers, says in (
+        ("Origin of another site", {"origin": "http://evil.example"}, "another origin"),
+        ("Origin of another port", {"origin": "http://testserver:3000"}, "another origin"),
+        ("Origin null", {"origin": "null"}, "another origin"),
+        ("Sec-Fetch-Site cross-site", {"sec-fetch-site": "cross-site"}, "Sec-Fetch-Site"),
+        ("Sec-Fetch-Site same-site", {"sec-fetch-site": "same-site"}, "Sec-Fetch-Site"),
+    ):
+        for method, path, kwargs in (
+            ("POST", "/items", upload(PNG, label="3")),  # a form any web page can post
+            ("POST", "/items", {"json": {"vector": GOOD}}),
+            ("DELETE", "/items/1", {}),
+            ("POST", "/search", {"json": {"vector": GOOD}}),
+        ):
+            kind = "form" if "files" in kwargs else "JSON" if "json" in kwargs else ""
+            cases[f"{method} {path} {kind} {name}"] = Case(
+                method, path, 403, says, {**kwargs, "headers": headers}
+            )
     return cases
 
 
@@ -367,7 +405,10 @@ def module_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -
 
 @pytest.fixture(scope="module")
 def client(run_dir: Path, module_index: Path) -> Iterator[TestClient]:
-    app = create_app(run_dir, module_index, max_upload_bytes=LIMIT, max_k=MAX_K)
+    app = create_app(
+        run_dir, module_index, max_upload_bytes=LIMIT, max_k=MAX_K, host="127.0.0.1",
+        allowed_hosts=["testserver"],  # TestClient's Host
+    )  # fmt: skip
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -22,9 +22,11 @@ FOLDER = click.Path(file_okay=False, exists=True, path_type=Path)
     show_default=True,
 )
 def compare_command(a: Path, b: Path, resamples: int, alpha: float) -> None:
-    """Paired comparison of two evaluated folders (run folders or --out folders of
-    'tripletnet evaluate'): per metric, the mean difference A - B with its bootstrap interval
-    and a sign-flip randomisation p-value."""
+    """Is evaluation A better than B on the same queries?
+
+    A paired comparison of two evaluated folders (run folders or --out folders of 'tripletnet
+    evaluate'): per metric, the mean difference A - B with its bootstrap interval and a
+    sign-flip randomisation p-value."""
     from ..evaluation.confidence import paired_comparison
     from ..evaluation.evaluate import HEADLINE
     from ..evaluation.report_files import PER_QUERY, load_per_query, protocol_mismatch

@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
 from ..errors import TripletnetError
 from ..files import load_numeric_npy, save_npy_atomic
+from .options import out_option
+from .progress import progress_option
+from .trust import trust_option
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..runs import TrainedRun
 
 
@@ -35,13 +39,15 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the split's labels here (.npy).",
 )
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .npy."
-)
+@out_option("Output .npy.", required=True)
+@trust_option
+@progress_option
 def embed_command(
     run_dir: Path, split: str, input_path: Path | None, labels_out: Path | None, out: Path
 ) -> None:
-    """Embed a split of the run's dataset (or your own array) with the trained net."""
+    """Write embeddings of a split (or your own array) to a .npy.
+
+    A split of the run's dataset, or your own samples (--input), embedded with the trained net."""
     from ..runs import embed, load_run
     from ..runs.data import embed_split, load_data
 
@@ -72,6 +78,8 @@ def embed_command(
 def load_samples(path: Path, run: TrainedRun) -> np.ndarray:
     """Raw samples from a .npy (never unpickled), checked to be a non-empty (N, *input_shape)
     array of finite numbers; a warning when their range is far from the training data's."""
+    import numpy as np
+
     input_shape = run.spec.input_shape
     samples = np.asarray(load_numeric_npy(path, "samples"))
     if samples.ndim < 1 or tuple(samples.shape[1:]) != input_shape:

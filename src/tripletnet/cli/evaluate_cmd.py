@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
 from ..files import load_npy
+from ..metric_names import METRICS
+from .options import device_option, out_option, workers_option
+from .progress import progress_option
+from .trust import trust_option
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NPY = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def _load(path: Path | None) -> np.ndarray | None:
+    import numpy as np
+
     if path is None:
         return None
     return np.asarray(load_npy(path))
@@ -35,11 +44,7 @@ def _load(path: Path | None) -> np.ndarray | None:
     help="Gallery (M, D) .npy; default: leave-one-out on the queries.",
 )
 @click.option("--gallery-labels", type=NPY, help="Gallery labels (M,) .npy.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (with --embeddings).",
-)
+@out_option("Output folder (with --embeddings).", folder=True)
 @click.option(
     "--pairs",
     type=click.IntRange(min=1),
@@ -65,23 +70,13 @@ def _load(path: Path | None) -> np.ndarray | None:
 @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE figure.")
 @click.option(
     "--metric",
-    type=click.Choice(["euclidean", "cosine"]),
+    type=click.Choice(METRICS),
     help="Compare --embeddings by this distance (a run folder uses its own). [default: euclidean]",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="Where the net, the k-NN search and the linear probe run: auto (a GPU when there is "
-    "one), cpu, cuda, cuda:N or mps.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 256),
-    default=0,
-    show_default=True,
-    help="Processes decoding a run's image files.",
-)
+@device_option(what="Where the net, the k-NN search and the linear probe run")
+@workers_option()
+@trust_option
+@progress_option
 def evaluate_command(
     run_dir: Path | None,
     k: int | None,
@@ -99,8 +94,10 @@ def evaluate_command(
     device: str,
     workers: int,
 ) -> None:
-    """Evaluate a trained RUN_DIR (test queries, train gallery), or your own embeddings:
-    retrieval, k-NN, centroid and linear accuracy, NMI/AMI, verification, intervals and figures."""
+    """Evaluate a trained run, or your own embeddings.
+
+    A trained RUN_DIR (test queries, train gallery), or your own embeddings: retrieval, k-NN,
+    centroid and linear accuracy, NMI/AMI, verification, intervals and figures."""
     if (run_dir is None) == (embeddings is None):
         raise click.UsageError("give a RUN_DIR or --embeddings E.npy --labels L.npy --out DIR")
     if calibrate_far is not None and calibrate_precision is not None:

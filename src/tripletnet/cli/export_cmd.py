@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ..search.onnx_embedder import DEFAULT_OPSET, FORMATS, MAX_OPSET, MIN_OPSET
+from .options import out_option
+from .trust import trust_option
 
 
 @click.command("export")
@@ -19,29 +21,29 @@ from ..search.onnx_embedder import DEFAULT_OPSET, FORMATS, MAX_OPSET, MIN_OPSET
     show_default=True,
     help="onnx (for onnxruntime and 'tripletnet serve --onnx') or torchscript (torch.jit.load).",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The file to write (.onnx or .pt).",
-)
+@out_option("The file to write (.onnx or .pt).", required=True)
 @click.option(
     "--opset",
     type=click.IntRange(MIN_OPSET, MAX_OPSET),
     help=f"ONNX opset version [default: {DEFAULT_OPSET}].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@trust_option
 def export_command(
     run_dir: Path, file_format: str, out: Path, opset: int | None, overwrite: bool
 ) -> None:
-    """Write RUN_DIR's embedding net, with its input normalisation (and L2 normalisation for a
-    cosine run) inside, to one file that takes raw float32 samples with any batch size."""
+    """Write the embedding net to one ONNX or TorchScript file.
+
+    RUN_DIR's net, with its input normalisation (and L2 normalisation for a cosine run) inside:
+    the file takes raw float32 samples with any batch size."""
     from ..export import export_run
 
     result = export_run(run_dir, out, file_format, opset, overwrite)
     info = result.info
     shape = ", ".join(map(str, info.input_shape))
     what = f"{file_format}, opset {result.opset}" if result.opset is not None else file_format
+    if result.exporter is not None:
+        what += f", {result.exporter} exporter"
     click.echo(
         f"wrote {out} ({what}): {info.architecture} from run {info.run}, float32 raw samples "
         f"(N, {shape}) -> (N, {info.embedding_dim}) {info.metric} embeddings"

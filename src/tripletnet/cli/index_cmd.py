@@ -1,4 +1,5 @@
-"""``tripletnet index build|info|remove|compact``: make and maintain a search index folder."""
+"""``tripletnet index build|info|remove|compact|repair``: make and maintain a search index
+folder."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ from pathlib import Path
 
 import click
 
+from .engine_options import engine_options, target
+from .options import out_option
+from .progress import progress_option
+from .trust import trust_option
+
 _folder = click.Path(file_okay=False, path_type=Path)
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 @click.group("index")
 def index_command() -> None:
-    """Build and maintain a similarity-search index of a trained model's embeddings."""
+    """Build and maintain a similarity-search index.
+
+    Of a trained model's embeddings: build one, show what it holds, remove items, compact it."""
 
 
 @index_command.command("build")
@@ -37,10 +45,11 @@ def index_command() -> None:
 @click.option("--labels", type=_file, help="(N,) int labels (.npy) for --vectors.")
 @click.option(
     "--kind",
-    type=click.Choice(["exact", "hnsw", "ivfpq"]),
+    type=click.Choice(["exact", "hnsw", "ivfpq", "ivfflat"]),
     default="exact",
     show_default=True,
-    help="exact: brute force; hnsw: graph, fast; ivfpq: compressed, small (approximate).",
+    help="exact: brute force; hnsw: graph, fast; ivfpq: compressed, small (approximate); "
+    "ivfflat: inverted file (--backend milvus only).",
 )
 @click.option(
     "--refine",
@@ -52,8 +61,11 @@ def index_command() -> None:
     type=click.Choice(["sq8", "float16", "float32"]),
     help="How --refine keeps the vectors: sq8 (1 byte a value, default), float16, float32 (exact).",
 )
-@click.option("--out", required=True, type=_folder, help="Index folder to write.")
+@out_option("Index folder to write.", folder=True, required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the index in --out.")
+@engine_options()
+@trust_option
+@progress_option
 def build_command(
     run_dir: Path,
     dataset: str | None,
@@ -68,11 +80,15 @@ def build_command(
     refine_store: str | None,
     out: Path,
     overwrite: bool,
+    backend: str,
+    uri: str | None,
+    milvus_token_file: Path | None,
 ) -> None:
-    """Embed a collection with RUN_DIR's model and write a searchable index folder."""
-    from ..search import Embedder, build_index, from_dataset, from_images, from_vectors
-    from ..search.store import prepare_index_folder
-    from ..search.vectors import DEFAULT_STORE
+    """Embed a collection with RUN_DIR's model and write a searchable index folder.
+
+    With --backend milvus, --out names the collection to write in the Milvus at --uri."""
+    from ..search import Embedder, from_dataset, from_images, from_vectors
+    from ..search.engines import create_live, prepare
 
     if sum(source is not None for source in (dataset, images, vectors)) != 1:
         raise click.UsageError("give exactly one of --dataset, --images or --vectors")
@@ -82,7 +98,12 @@ def build_command(
         raise click.UsageError("--refine re-ranks a compressed index: use it with --kind ivfpq")
     if refine_store is not None and refine is None:
         raise click.UsageError("--refine-store says how --refine keeps vectors: give --refine")
-    prepare_index_folder(out, overwrite)
+    if kind == "ivfflat" and backend != "milvus":
+        raise click.UsageError("--kind ivfflat is a Milvus index: use it with --backend milvus")
+    if refine is not None and backend == "milvus":
+        raise click.UsageError("--refine: the milvus engine does not re-rank")
+    where = target(out, backend, uri, milvus_token_file)
+    prepare(where, overwrite)
     embedder = Embedder.from_run(run_dir)
     if dataset is not None:
         collection = from_dataset(embedder, dataset, split, data_dir, limit)
@@ -92,21 +113,37 @@ def build_command(
         assert vectors is not None
         collection = from_vectors(embedder, vectors, labels)
     params = None if refine is None else {"refine": refine}
-    index = build_index(embedder, collection, kind, params, refine_store or DEFAULT_STORE)
-    index.save(out)
+    _, index = create_live(
+        where,
+        collection,
+        dim=embedder.dim,
+        kind=kind,
+        metric=embedder.metric,
+        model=embedder.ref,
+        class_names=collection.class_names or list(embedder.run.spec.class_names),
+        params=params,
+        refine_store=refine_store,
+    )
     click.echo(f"indexed {len(index)} items ({kind}, dim {index.dim}) in {out}")
 
 
 @index_command.command("info")
 @click.argument("index_dir", type=_folder)
-def info_command(index_dir: Path) -> None:
+@engine_options()
+def info_command(
+    index_dir: Path, backend: str, uri: str | None, milvus_token_file: Path | None
+) -> None:
     """Print what an index holds and which model made it."""
-    from ..search import SearchIndex
+    from ..search.engines import open_live
 
-    index = SearchIndex.load(index_dir)
+    live = open_live(target(index_dir, backend, uri, milvus_token_file))
+    index = live.current()
     model = index.model
     click.echo(f"{len(index)} items, dim {index.dim}, kind {index.kind} {index.params}")
-    click.echo(f"version {index.version}, {index.logged} change(s) in its change log")
+    if live.engine == "faiss":
+        click.echo(f"version {index.version}, {index.logged} change(s) in its change log")
+    else:
+        click.echo(live.describe())
     if model is not None:
         click.echo(f"model {model.fingerprint[:12]} from {model.run_dir}")
 
@@ -114,28 +151,58 @@ def info_command(index_dir: Path) -> None:
 @index_command.command("remove")
 @click.argument("index_dir", type=_folder)
 @click.argument("ids", nargs=-1, required=True, type=int)
-def remove_command(index_dir: Path, ids: tuple[int, ...]) -> None:
+@engine_options()
+def remove_command(
+    index_dir: Path,
+    ids: tuple[int, ...],
+    backend: str,
+    uri: str | None,
+    milvus_token_file: Path | None,
+) -> None:
     """Remove items by id; the other ids stay as they are."""
-    from ..search import SearchIndex
+    from ..search.engines import open_live
 
-    index = SearchIndex.load(index_dir)
-    removed = index.remove(ids)
-    if removed:  # nothing removed: the live version stays as it is
-        index.save(index_dir)
-    click.echo(f"removed {removed} of {len(ids)} ids; {len(index)} items left")
+    live = open_live(target(index_dir, backend, uri, milvus_token_file))
+    removed = live.write(lambda index: index.remove(ids))
+    if removed:  # folded into a new version at once; nothing removed: the live version stays
+        live.compact()
+    click.echo(f"removed {removed} of {len(ids)} ids; {len(live.current())} items left")
 
 
 @index_command.command("compact")
 @click.argument("index_dir", type=_folder)
-def compact_command(index_dir: Path) -> None:
+@engine_options()
+def compact_command(
+    index_dir: Path, backend: str, uri: str | None, milvus_token_file: Path | None
+) -> None:
     """Fold the change log (the service's adds and removals) into a new version."""
-    from ..search import SearchIndex
-    from ..search.store import current_version, index_lock
+    from ..search.engines import open_live
 
-    current_version(index_dir)  # a clear error where there is no index (before any lock file)
-    with index_lock(index_dir):  # no change can come between the read and the write
-        index = SearchIndex.load(index_dir)
-        logged = index.logged
-        if logged:
-            index.save(index_dir)
+    live = open_live(target(index_dir, backend, uri, milvus_token_file))
+    logged = live.compact()
+    index = live.current()
+    if live.engine != "faiss":
+        click.echo(f"nothing to compact: {live.describe()} has no change log; {len(index)} items")
+        return
     click.echo(f"compacted {logged} logged change(s); {len(index)} items in {index.version}")
+
+
+@index_command.command("repair")
+@click.argument("index_dir", type=_folder)
+def repair_command(index_dir: Path) -> None:
+    """Cut a damaged change log at its first bad record (dropping it and every record after
+    it; the cut bytes are kept beside the log), then fold what is left into a new version.
+    Restore the folder from a backup instead where you have one."""
+    from ..search import LiveIndex
+
+    live = LiveIndex(index_dir)
+    done = live.repair()
+    if done.aside is None:
+        click.echo(f"{done.log}: nothing to repair ({done.kept} record(s), all whole)")
+        return
+    index = live.current()
+    click.echo(
+        f"repaired {done.log}: kept {done.kept} record(s), dropped {done.dropped} whole "
+        f"record(s) from line {done.kept + 1} on (the cut bytes are in {done.aside}); "
+        f"{len(index)} items in {index.version}"
+    )

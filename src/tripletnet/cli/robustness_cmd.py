@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from .options import device_option, out_option
+from .progress import progress_option
+from .trust import trust_option
+
 RUN = click.Path(file_okay=False, exists=True, path_type=Path)
 
 
@@ -26,8 +30,7 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 
 @click.command("robustness")
 @click.argument("run_dir", type=RUN)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder [default: RUN_DIR/robustness].")  # fmt: skip
+@out_option("Output folder [default: RUN_DIR/robustness].", folder=True)
 @click.option("--baseline", type=RUN,
               help="Normalise the mCE by this run's k-NN [default: k-NN on the raw pixels].")  # fmt: skip
 @click.option("-k", "--k", "k", type=click.IntRange(min=1),
@@ -56,7 +59,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the samples, corruptions and noise.")  # fmt: skip
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps or auto.")
+@device_option(default="cpu")
+@trust_option
+@progress_option
 def robustness_command(
     run_dir: Path,
     out: Path | None,
@@ -74,9 +79,11 @@ def robustness_command(
     seed: int,
     device: str,
 ) -> None:
-    """Measure a trained RUN_DIR under the common corruptions (mCE against a baseline),
-    perturbation sequences (flip probability) and FGSM/PGD attacks; writes robustness.json,
-    robustness.md and figures."""
+    """Measure a run under corruptions, perturbations and attacks.
+
+    A trained RUN_DIR under the common corruptions (mCE against a baseline), perturbation
+    sequences (flip probability) and FGSM/PGD attacks; writes robustness.json, robustness.md
+    and figures."""
     from ..robustness.report import PARTS, Settings, robustness_report
 
     skipped = skip or []

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 
 from ..files import load_numeric_npy
+from .engine_options import engine_options, target
+from .trust import trust_option
+
+if TYPE_CHECKING:
+    from ..search.engines import IndexState
+    from ..search.index import Hit
 
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -32,6 +39,14 @@ _file = click.Path(dir_okay=False, exists=True, path_type=Path)
     metavar="FIELD=VALUE",
     help="Only items whose metadata FIELD is VALUE (JSON, else text; repeat for more fields).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document (the query and, per query, its results) instead of a table.",
+)
+@engine_options()
+@trust_option
 def search_command(
     index_dir: Path,
     image: Path | None,
@@ -40,17 +55,27 @@ def search_command(
     k: int,
     labels: tuple[int, ...],
     where: tuple[str, ...],
+    as_json: bool,
+    backend: str,
+    uri: str | None,
+    milvus_token_file: Path | None,
 ) -> None:
-    """Print the K nearest items to a query with their distances and labels."""
+    """Print the K nearest items of an index to a query.
+
+    With their distances, labels and sources: a table, or JSON for scripts (--json)."""
+    import numpy as np
+
     from ..errors import TripletnetError
-    from ..search import Embedder, SearchIndex
+    from ..search import Embedder
+    from ..search.engines import open_live
     from ..search.filters import Filter
     from ..search.images import read_image
 
     if (image is None) == (vector is None):
         raise click.UsageError("give exactly one of --image or --vector")
-    chosen = Filter.build(labels or None, _where(where))
-    index = SearchIndex.load(index_dir)
+    fields = _where(where)
+    chosen = Filter.build(labels or None, fields)
+    index = open_live(target(index_dir, backend, uri, milvus_token_file)).current()
     if image is not None:
         if run_dir is None:
             if index.model is None or index.model.run_dir is None:
@@ -64,7 +89,17 @@ def search_command(
         queries = np.atleast_2d(load_numeric_npy(vector, "query vectors"))
         if not queries.size:
             raise TripletnetError(f"{vector} holds no query vectors (shape {queries.shape})")
-    for number, hits in enumerate(index.search(queries, k, chosen)):
+    found = index.search(queries, k, chosen)
+    if as_json:
+        query = {"image": str(image)} if image is not None else {"vector": str(vector)}
+        click.echo(json.dumps({
+            "index": str(index_dir),
+            "query": {**query, "k": k, "labels": list(labels) or None, "where": fields},
+            "results": [[_hit(index, rank, hit) for rank, hit in enumerate(hits, 1)]
+                        for hits in found],
+        }, indent=2))  # fmt: skip
+        return
+    for number, hits in enumerate(found):
         if len(queries) > 1:
             click.echo(f"query {number}")
         click.echo(f"{'rank':>4}  {'id':>8}  {'distance':>9}  {'label':<10}  source")
@@ -75,10 +110,22 @@ def search_command(
             )
 
 
+def _hit(index: IndexState, rank: int, hit: Hit) -> dict[str, Any]:
+    """One result of --json."""
+    item = hit.item
+    return {
+        "rank": rank,
+        "id": item.id,
+        "distance": float(hit.distance),
+        "label": item.label,
+        "label_name": index.label_name(item.label),
+        "metadata": item.metadata or {},
+        "source": item.source,
+    }
+
+
 def _where(pairs: tuple[str, ...]) -> dict[str, object] | None:
     """--where FIELD=VALUE pairs as a filter's fields (a VALUE that is not JSON is text)."""
-    import json
-
     fields: dict[str, object] = {}
     for pair in pairs:
         name, equals, text = pair.partition("=")

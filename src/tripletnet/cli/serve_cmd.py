@@ -14,6 +14,8 @@ from typing import Any
 import click
 
 from ..errors import TripletnetError
+from .engine_options import engine_options, target
+from .trust import trust_option
 
 _folder = click.Path(file_okay=False, path_type=Path)
 
@@ -60,7 +62,17 @@ _folder = click.Path(file_okay=False, path_type=Path)
 @click.option(
     "--mmap", is_flag=True, help="Map the index from disk, read-only (larger than memory)."
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (Host header), e.g. a reverse proxy's public "
+    "name; repeatable. Without it: the --host address's own names only (docs/search.md).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@engine_options("--milvus-token-file")
+@trust_option
 def serve_command(
     run_dir: Path | None,
     onnx_file: Path | None,
@@ -74,17 +86,23 @@ def serve_command(
     insecure: bool,
     workers: int,
     mmap: bool,
+    allowed_hosts: tuple[str, ...],
     access_log: bool,
+    backend: str,
+    uri: str | None,
+    milvus_token_file: Path | None,
 ) -> None:
-    """Serve RUN_DIR's model (or an ONNX export, --onnx) and INDEX_DIR's items over HTTP (page
-    at /, API docs at /docs). Writes need a token when one is given (--token-file)."""
+    """Serve a model and an index over HTTP (page and API).
+
+    RUN_DIR's model (or an ONNX export, --onnx) and INDEX_DIR's items: the page at /, API docs
+    at /docs. Writes need a token when one is given (--token-file)."""
     if (run_dir is None) == (onnx_file is None):
         raise click.UsageError("give exactly one of RUN_DIR or --onnx FILE")
     try:
         import uvicorn
 
         from ..service import create_app
-        from ..service.auth import Access, check_exposure, load_token
+        from ..service.auth import Access, check_exposure, load_token, token_file_warning
         from ..service.observe import configure_logging
     except ImportError as error:
         raise TripletnetError(
@@ -92,7 +110,13 @@ def serve_command(
             "pip install 'tripletnet[serve]'"
         ) from error
     token = load_token(token_file)
+    shared_token = None if token_file is None else token_file_warning(token_file)
+    if shared_token:
+        click.echo(shared_token, err=True)
     check_exposure(host, token, insecure, protect_reads)
+    where = target(index_dir, backend, uri, milvus_token_file)
+    if where.milvus and workers > 1:
+        raise TripletnetError("--workers: the milvus engine serves from one process (--workers 1)")
     settings: dict[str, Any] = {
         "run_dir": None if run_dir is None else str(run_dir),
         "index_dir": str(index_dir),
@@ -100,9 +124,12 @@ def serve_command(
         "max_k": max_k,
         "onnx": None if onnx_file is None else str(onnx_file),
         "mmap": mmap,
+        "host": host,
+        "allowed_hosts": list(allowed_hosts),
+        **where.settings(),
     }
     # load once here, so a bad model or index is one error line before any worker starts
-    app = create_app(**settings, access=Access(token, protect_reads))
+    app = create_app(**settings, access=Access(token, protect_reads), milvus_token=where.token)
     configure_logging(access_log)
     click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs at /docs)")
     if workers == 1:
@@ -134,19 +161,27 @@ def _run_workers(
 
     token_path = None if token_file is None else str(token_file.resolve())
     shared = {**settings, "token_file": token_path, "protect_reads": protect_reads}
-    with tempfile.TemporaryDirectory(prefix="tripletnet-metrics-") as metrics_dir:
-        os.environ[SETTINGS_VARIABLE] = json.dumps(shared)
-        os.environ[MULTIPROCESS] = metrics_dir
-        factory = "tripletnet.service.app:app_from_environment"
-        if own_workers.spread_by_kernel():
-            own_workers.serve(factory, host, port, workers)
-            return
-        uvicorn.run(
-            factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-        )
+    before = {name: os.environ.get(name) for name in (SETTINGS_VARIABLE, MULTIPROCESS)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="tripletnet-metrics-") as metrics_dir:
+            os.environ[SETTINGS_VARIABLE] = json.dumps(shared)
+            os.environ[MULTIPROCESS] = metrics_dir
+            factory = "tripletnet.service.app:app_from_environment"
+            if own_workers.spread_by_kernel():
+                own_workers.serve(factory, host, port, workers)
+                return
+            uvicorn.run(
+                factory,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+            )
+    finally:  # the workers are gone, and so is the metrics folder: no process may inherit it
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

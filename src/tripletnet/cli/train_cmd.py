@@ -9,7 +9,6 @@ file (or a resumed run's saved configuration).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import shlex
 import sys
@@ -24,7 +23,10 @@ from ..runs.config import SECTIONS
 from ..runs.options import Flag, flags
 from ..text import plural
 from ..training import METHODS, TrainConfig
+from ..training.config import own_data_summary
 from ..training.methods import Method
+from .options import out_parameter
+from .trust import trust_parameter
 
 
 def _json_table(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -92,10 +94,9 @@ def command_options() -> list[click.Option]:
             type=click.Path(dir_okay=False, exists=True, path_type=Path),
             help="Read the options from a .toml (or a run's config.json); flags override it.",
         ),
-        click.Option(
-            ["--out", "out"],
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Run folder (default: runs/DATASET-METHOD, numbered -2, -3, ... when it exists).",
+        out_parameter(
+            "Run folder (default: runs/DATASET-METHOD, numbered -2, -3, ... when it exists).",
+            folder=True,
         ),
         click.Option(
             ["--resume", "resume"],
@@ -108,6 +109,7 @@ def command_options() -> list[click.Option]:
             ["--overwrite", "overwrite"], is_flag=True, help="Replace the run folder --out."
         ),
         click.Option(["--no-progress", "no_progress"], is_flag=True, help="Hide the progress bar."),
+        trust_parameter(),  # for --init RUN; this run's own --model needs no flag
     ]
 
 
@@ -119,12 +121,11 @@ def read_config_file(path: Path) -> TrainConfig:
 
 
 def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
-    """What train and pretrain do once their options are parsed."""
-    from ..devices import resolve_device
-    from ..evaluation.report import evaluate_run, result_table
-    from ..training import distributed, train
-    from ..training.run import check_distributed, default_workers
-    from ..training.tracking import Loggers, log_evaluation
+    """What train and pretrain do once their options are parsed: the library's
+    ``train_and_evaluate``, and what it reports, printed."""
+    from ..evaluation.report import result_table
+    from ..training.job import train_and_evaluate
+    from ..training.run import saved_config
 
     config_file, out = options.pop("config"), options.pop("out")
     resume, overwrite, no_progress = (
@@ -143,65 +144,41 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
         base = read_config_file(config_file)
     if resume:
         assert out is not None
-        base = TrainConfig.from_dict(read_json_object(out / "config.json"), f"{out}/config.json")
-    config = TrainConfig.from_options(base, **given)
-    config.resolved()  # check the options before touching the run folder
-    check_distributed(config.resolved(), distributed.world_from_environment())
-    world = distributed.start(resolve_device(config.optim.device))  # under torchrun: join the job
-    try:
-        out = out or default_run_folder(config)
-        distributed.barrier(world)  # every rank chose the folder before rank 0 makes it
-        summary = train(
-            config,
-            out,
-            resume=resume,
-            overwrite=overwrite,
-            show_progress=not no_progress,
-            command=command_line(),
-        )
-    finally:
-        if not world.main:
-            distributed.stop()
-    if not world.main:  # rank 0 alone evaluates and reports
+        base = saved_config(out)  # the flags given override the run's saved options
+    finished = train_and_evaluate(
+        TrainConfig.from_options(base, **given),
+        out,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=not no_progress,
+        command=command_line(),
+        on_trained=_echo_trained,
+    )
+    if finished is None:  # not rank 0 of a torchrun job: rank 0 reports
         return
-    distributed.stop()
-    if summary.get("already_finished") and (out / "metrics.json").is_file():
+    out, summary, metrics = finished.out, finished.summary, finished.metrics
+    if metrics is None:
         click.echo(
             f"nothing to train: {out} has finished its {plural(summary['epochs'], 'epoch')}; "
             f"its report is {out / 'report.md'} (evaluate it again with 'tripletnet evaluate {out}')"
         )
         return
+    click.echo(result_table(metrics))
+    click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
+    click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")
+
+
+def _echo_trained(summary: dict[str, Any]) -> None:
     click.echo(
         f"trained {plural(summary['epochs'], 'epoch')} in {summary['train_seconds']:.1f} s "
         f"({summary['images_per_second']:.0f} images/s); evaluating..."
     )
-    workers = config.data.workers if config.data.workers is not None else default_workers()
-    metrics = evaluate_run(out, workers=workers)
-    loggers = Loggers(config.evaluation.loggers, out)  # the same runs: resumed, appended to
-    try:
-        log_evaluation(loggers, out, metrics)
-    finally:
-        loggers.close()
-    click.echo(result_table(metrics))
-    click.echo(f"test triplet error {metrics['test_triplet_error']:.2%}")
-    click.echo(f"run folder: {out} (report.md, metrics.json, embedding.png, model.safetensors)")
 
 
 def command_line() -> str:
     """This invocation of tripletnet, as a shell would take it."""
     root = click.get_current_context().find_root().obj or {}
     return shlex.join(["tripletnet", *root.get("argv", sys.argv[1:])])
-
-
-def default_run_folder(config: TrainConfig) -> Path:
-    """runs/DATASET-METHOD (a path's last part for your own data), or -2, -3, ... after it."""
-    dataset = Path(config.data.dataset).stem or "data"
-    name = f"{dataset}-{config.options.get('loss') or config.method}"
-    for number in itertools.count(1):
-        folder = Path("runs") / (name if number == 1 else f"{name}-{number}")
-        if not folder.exists():
-            return folder
-    raise AssertionError("unreachable")
 
 
 def training_command(
@@ -225,19 +202,19 @@ def training_command(
 
 train_command = training_command(
     "train",
-    "Train an embedding net on a built-in dataset or your own (a folder of class subfolders, a "
-    "CSV or an npz), evaluate it and write a run folder with a report and plots.",
+    "Train an embedding net, evaluate it, write a run folder.\n\nOn a built-in dataset or your "
+    "own (a folder of class subfolders, a CSV or an npz); the run folder holds a report and plots.",
     list(METHODS.values()),
     lambda: None,
-    "triplet",
+    f"triplet for the built-in datasets; for your own data {own_data_summary()}",
 )
 
 PRETRAINING = [method for method in METHODS.values() if method.pretraining]
 pretrain_command = training_command(
     "pretrain",
-    "Learn an embedding net without labels (spatial contrasting), evaluate it and write a run "
-    "folder; fine-tune the result with `tripletnet train --init RUN`. The paper's optimisation: "
-    "SGD from lr 0.1, divided by 10 when the loss stops falling.",
+    "Learn an embedding net without labels (spatial contrasting).\n\nIt is evaluated and "
+    "written to a run folder; fine-tune the result with `tripletnet train --init RUN`. The "
+    "paper's optimisation: SGD from lr 0.1, divided by 10 when the loss stops falling.",
     PRETRAINING,
     lambda: TrainConfig.from_options(method=PRETRAINING[0].name, lr=0.1, lr_schedule="plateau"),
     PRETRAINING[0].name,

@@ -8,11 +8,12 @@ import math
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ..errors import TripletnetError
 from ..files import save_npy_atomic
 from .embed_cmd import load_samples
+from .options import out_option
+from .trust import trust_option
 
 
 @click.command("verify")
@@ -34,15 +35,16 @@ from .embed_cmd import load_samples
     type=float,
     help="Distance threshold (default: the run's threshold.json).",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the N decisions here (.npy of bool, True = same class).",
-)
+@out_option("Write the N decisions here (.npy of bool, True = same class).")
+@trust_option
 def verify_command(
     run_dir: Path, first: Path, second: Path, threshold: float | None, out: Path | None
 ) -> None:
-    """Decide for each pair whether both samples are of the same class: d(f(a), f(b)) <= threshold."""
+    """Decide for pairs of samples whether they share a class.
+
+    Pair by pair: the same class when d(f(a), f(b)) <= threshold."""
+    import numpy as np
+
     from ..evaluation.verification import load_threshold, pair_distances
     from ..runs import embed, load_run
 

@@ -15,7 +15,22 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import TripletnetError
 from ..windows import crop_windows
+
+
+def check_shift(max_shift: int, input_shape: tuple[int, ...]) -> None:
+    """Refuse a ``max_shift`` that can move an image of ``input_shape`` (C, H, W) wholly out of
+    its frame (a shift >= H or W leaves only replicated edge pixels); vectors take none."""
+    if max_shift <= 0 or len(input_shape) != 3:
+        return
+    height, width = input_shape[1:]
+    if max_shift >= min(height, width):
+        raise TripletnetError(
+            f"--augment-shift {max_shift} is too large for {height}x{width} images: a shift of "
+            f"{min(height, width)} or more can move an image wholly out of its frame, leaving "
+            f"only copies of its edge; the largest shift allowed is {min(height, width) - 1}"
+        )
 
 
 def augment(batch: torch.Tensor, max_shift: int = 0, mirror: bool = False) -> torch.Tensor:

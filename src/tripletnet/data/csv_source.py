@@ -1,5 +1,6 @@
 """A CSV list of images: header ``path,label`` and optionally ``split``; paths relative to the
-CSV's folder, which no path may leave (``../x.png`` or an absolute path elsewhere is refused)."""
+CSV's folder, which no path may leave (``../x.png``, an absolute path elsewhere, or a path through
+a symbolic link that resolves outside the folder is refused)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def read_rows(path: Path) -> tuple[list[str], list[str], list[str] | None, list[
     """(resolved image paths, labels, split values or None, line numbers), every row checked."""
     base = os.path.abspath(path.parent)
     inside = base.rstrip(os.sep) + os.sep
+    real_inside = os.path.realpath(base).rstrip(os.sep) + os.sep  # links followed
     paths: list[str] = []
     labels: list[str] = []
     splits: list[str] = []
@@ -50,6 +52,12 @@ def read_rows(path: Path) -> tuple[list[str], list[str], list[str] | None, list[
                 where = f"line {reader.line_num} of {path}"
                 if len(row) < width:
                     raise DataFileError(f"{where} has {len(row)} fields; {HEADER_HELP}")
+                if any(cell.strip() for cell in row[len(header) :]):
+                    raise DataFileError(
+                        f"{where} has too many fields ({len(row)}, expected {len(header)}: "
+                        f"{','.join(header)}); a comma inside a label or path cuts it in two: "
+                        'quote that field, e.g. img/1.png,"New York, NY"'
+                    )
                 raw, label = row[at_path].strip(), row[at_label].strip()
                 if not raw or not label:
                     raise DataFileError(f"{where} has an empty {'path' if not raw else 'label'}")
@@ -58,6 +66,13 @@ def read_rows(path: Path) -> tuple[list[str], list[str], list[str] | None, list[
                     raise DataFileError(
                         f"{where}: {raw!r} points outside the CSV's folder {base}; keep the "
                         "images in that folder (or below it) and give paths relative to the CSV"
+                    )
+                real = os.path.realpath(full)
+                if not real.startswith(real_inside):
+                    raise DataFileError(
+                        f"{where}: {raw!r} leads through a symbolic link to {real}, outside "
+                        f"the CSV's folder {base}; copy the image into that folder (or below "
+                        "it) in place of the link"
                     )
                 if not os.path.isfile(full):
                     raise DataFileError(

@@ -4,6 +4,12 @@ Files whose suffix is not an image format (images.IMAGE_SUFFIXES) and hidden fil
 (names starting with ".") are ignored. A root whose subfolders are all split names
 (``train``, ``test``, ``query``, ``gallery``, with ``train`` among them) is read as
 ``ROOT/SPLIT/CLASS/...``: its own split, like a CSV's split column.
+
+A class folder may be a symbolic link to a folder elsewhere (a dataset assembled from links), but
+not to the root or a folder above it (every image would be in that class too), nor to the same
+folder as another class folder or one inside it (its images would be in two classes). Links to
+folders below a class folder are not followed (``os.walk``'s default), so a link loop cannot
+make the listing endless.
 """
 
 from __future__ import annotations
@@ -25,10 +31,44 @@ def _subfolders(folder: str) -> list[str]:
         return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
 
+def _check_class_folders(root: str, classes: list[str]) -> None:
+    """Each class folder of ``root``, links followed, is a folder of its own: not ``root`` or
+    a folder above it, not the same as another class folder and not inside one."""
+    top = os.path.realpath(root)
+    owner: dict[str, str] = {}  # real path -> class name
+    for name in classes:
+        folder = os.path.join(root, name)
+        real = os.path.realpath(folder)
+        if top == real or top.startswith(real.rstrip(os.sep) + os.sep):
+            raise DataFileError(
+                f"class folder {folder} is a link to {real}, which holds {root} itself: every "
+                f"image of every class would also be in class {name!r}; remove the link, or "
+                f"make {folder} a folder of that class's images"
+            )
+        if real in owner:
+            raise DataFileError(
+                f"class folders {os.path.join(root, owner[real])} and {folder} are the same "
+                f"folder {real} (through a link): its images would be in two classes; keep one"
+            )
+        owner[real] = name
+    for name in classes:
+        real = os.path.realpath(os.path.join(root, name))
+        above = os.path.dirname(real)
+        while above != os.path.dirname(above):
+            if above in owner:
+                raise DataFileError(
+                    f"class folder {os.path.join(root, name)} is a link to {real}, inside class "
+                    f"folder {os.path.join(root, owner[above])}: its images would be in two "
+                    "classes; remove the link or move the images"
+                )
+            above = os.path.dirname(above)
+
+
 def images_below(folder: str) -> list[str]:
-    """The image files in ``folder`` and all its subfolders, sorted."""
+    """The image files in ``folder`` and all its subfolders, sorted; links to folders below
+    ``folder`` are not followed (no loops)."""
     found: list[str] = []
-    for here, dirs, files in os.walk(folder):
+    for here, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found.extend(
             os.path.join(here, f) for f in files if not f.startswith(".") and is_image_file(f)
@@ -46,6 +86,7 @@ def list_classes(root: str) -> tuple[list[str], list[str]]:
             f"{root} has no class subfolders{hint}; put each class's images in a subfolder of "
             f"its own: {os.path.join(root, 'CLASS', 'IMAGE.jpg')}"
         )
+    _check_class_folders(root, classes)
     paths: list[str] = []
     labels: list[str] = []
     for name in classes:

@@ -1,44 +1,30 @@
 """A built-in name or a path (image folder, CSV list, .npz arrays) -> DatasetSplits.
 
-Each built-in loader returns raw arrays (arrays.py); a path goes through a source module
-(folder.py, csv_source.py, npz_source.py) into a pool of samples, which splits.py splits.
-Adding a source: its module, and one line in ``SOURCES``.
+Each built-in loader (catalogue.py names them) returns raw arrays (arrays.py); a path goes
+through a source module (folder.py, csv_source.py, npz_source.py) into a pool of samples, which
+splits.py splits. Adding a source: its module, and one line in ``SOURCES``; adding a built-in
+dataset: its loader module, and its record in catalogue.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TripletnetError
 from .arrays import DatasetSplits
-from .cifar import load_cifar10
+from .catalogue import BUILT_IN
 from .csv_source import load_csv
-from .digits import load_digits
 from .folder import load_folder
-from .mnist import load_idx_dataset
 from .npz_source import load_npz
 from .sources import SourceOptions, check_fixed_size
 from .splits import Pool, resplit, split_pool
-from .stl10 import load_stl10
-from .svhn import load_svhn
 
 Loader = Callable[..., DatasetSplits]
 
-DATASETS: dict[str, Loader] = {
-    "digits": load_digits,
-    "mnist": partial(load_idx_dataset, "mnist"),
-    "fashion-mnist": partial(load_idx_dataset, "fashion-mnist"),
-    "kmnist": partial(load_idx_dataset, "kmnist"),
-    "cifar10": load_cifar10,
-    "svhn": load_svhn,
-    "svhn-extra": partial(load_svhn, extra=True),
-    "stl10": load_stl10,
-}
-DATASETS["stl10-unlabelled"] = partial(load_stl10, unlabelled=True)  # + 100,000 for pretraining
+DATASETS: dict[str, Loader] = {name: facts.load for name, facts in BUILT_IN.items()}
 
 Source = Callable[[Path, SourceOptions], Pool]
 SOURCES: dict[str, Source] = {"folder": load_folder, ".csv": load_csv, ".npz": load_npz}

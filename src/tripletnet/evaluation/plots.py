@@ -146,6 +146,11 @@ def plot_distance_histograms(
     return _save(fig, path)
 
 
+# the legend of a history.json key, where its name alone would be ambiguous: the per-epoch
+# k-NN accuracy is leave-one-out among the test samples, not the report's test-vs-train k-NN
+HISTORY_LABELS = {"test_knn_accuracy": "test k-NN (leave-one-out in test)"}
+
+
 def plot_training_curves(history: list[dict[str, float]], path: Path, title: str) -> Path:
     """Loss, accuracy, error and learning rate per epoch from a run's history.json.
 
@@ -174,7 +179,7 @@ def plot_training_curves(history: list[dict[str, float]], path: Path, title: str
                 [row[key] for row in history],
                 marker="o",
                 markersize=3,
-                label=key.replace("_", " "),
+                label=HISTORY_LABELS.get(key, key.replace("_", " ")),
             )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -7,10 +7,18 @@ number of samples n:  (1/n) sum_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n), the in
 unpenalised; features standardised as ``StandardScaler`` does ((x - mean) / std, a constant
 feature left unscaled). Two classes use one weight vector (the binomial loss), as scikit-learn
 does. The probe is Hoffer & Ailon's protocol: a 1-layer linear classifier on the embeddings.
+
+A constant feature (standardised to 0 in every sample) has a zero weight at the optimum, and
+L-BFGS started at zero never moves it: it is left out of the fit (MNIST's 67 always-black pixels
+of 784), and its weight is 0. On the CPU the fit runs on one torch thread: its (K, D) x (D, n)
+products are memory-bound, and two threads took twice the time of one on a 2-core machine
+(``bench/evaluation.py --cases evaluate``), while one leaves the other core to work beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,16 +66,45 @@ def fit_linear_probe(
     a third of float64's CPU time on MNIST pixels, the same accuracy in the tests)."""
     require_classes(y, 2, "the linear probe (logistic regression)")
     device = eval_device(device)
-    rows = as_rows(x, device).to(dtype)
-    classes, target = np.unique(np.asarray(y), return_inverse=True)
+    with one_cpu_thread(device):
+        return _fit(as_rows(x, device).to(dtype), np.asarray(y), c, max_iter, device, dtype)
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """torch's CPU work on one thread inside (module docstring); other devices as they are."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(
+    rows: torch.Tensor,
+    y: np.ndarray,
+    c: float,
+    max_iter: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> LinearProbe:
+    """``fit_linear_probe`` of (n, D) rows already on the device in ``dtype``."""
+    classes, target = np.unique(y, return_inverse=True)
     targets = torch.as_tensor(target, device=device)
     mean = rows.mean(0)
     scale = rows.std(0, correction=0)
-    scale = torch.where(scale > 10 * torch.finfo(scale.dtype).eps, scale, 1.0)
-    z_by_feature = ((rows - mean) / scale).T.contiguous()  # (D, n): reductions run along rows
+    varying = scale > 10 * torch.finfo(scale.dtype).eps
+    scale = torch.where(varying, scale, 1.0)
+    fitted_features = varying.nonzero()[:, 0]  # a constant feature keeps a zero weight
+    z_by_feature = ((rows[:, fitted_features] - mean[fitted_features]) / scale[fitted_features]).T
+    z_by_feature = z_by_feature.contiguous()  # (D, n): reductions run along rows
     columns = 1 if len(classes) == 2 else len(classes)
     penalty = 1.0 / (2.0 * c * len(rows))
-    shape = (columns, rows.shape[1])  # (K, D): the logits come out as (K, n)
+    shape = (columns, len(fitted_features))  # (K, D): the logits come out as (K, n)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The loss and its gradient at the flat parameters (weight, then bias)."""
@@ -86,8 +123,9 @@ def fit_linear_probe(
         options={"maxiter": max_iter, "gtol": TOLERANCE, "ftol": 64 * np.finfo(float).eps},
     )
     theta = torch.as_tensor(fitted.x, device=device, dtype=dtype)
-    weight = theta[: shape[0] * shape[1]].view(shape)
-    return LinearProbe(mean, scale, weight.T, theta[shape[0] * shape[1] :], classes)
+    weight = torch.zeros(rows.shape[1], columns, device=device, dtype=dtype)
+    weight[fitted_features] = theta[: shape[0] * shape[1]].view(shape).T
+    return LinearProbe(mean, scale, weight, theta[shape[0] * shape[1] :], classes)
 
 
 def probe_loss(

@@ -1,6 +1,7 @@
 """The retrieval grid: each query image with its nearest gallery images, framed green when the
 neighbour has the query's class and red when not. Half the rows are failures (a wrong first
-neighbour) where there are any: they are what a user studies."""
+neighbour) where there are that many: they are what a user studies. The subtitle says how many
+rows failed."""
 
 from __future__ import annotations
 
@@ -98,12 +99,21 @@ def plot_retrieval_grid(
     for (x, y), label in centres:
         ax.text(x, y, label, ha="center", va="bottom", fontsize=7)
     ax.set_axis_off()
-    fig.suptitle(
-        title + "\n(green: same class as the query, red: different class; "
-        "half the rows are queries whose first neighbour is wrong)",
-        fontsize=9,
-    )
+    fig.suptitle(title + "\n" + grid_subtitle(int((~hits[:, 0]).sum()), len(rows)), fontsize=9)
     return _save(fig, path)
+
+
+def grid_subtitle(failed: int, rows: int) -> str:
+    """The grid's key, with the number of its ``rows`` whose first neighbour is wrong
+    (``failed``): half of them where there are that many failures, fewer or more otherwise."""
+    if failed == 0:
+        failures = "no row's first neighbour is wrong"
+    elif failed == rows:
+        failures = f"every row's first neighbour is wrong ({rows} of {rows})"
+    else:
+        verb = "is a query" if failed == 1 else "are queries"
+        failures = f"{failed} of the {rows} rows {verb} whose first neighbour is wrong"
+    return f"(green: same class as the query, red: different class; {failures})"
 
 
 def compose_cells(

@@ -3,7 +3,7 @@ and a safe masked log-sum-exp."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -43,7 +43,27 @@ def masked_logsumexp(
 
 
 class MetricLoss(nn.Module):
-    """Base of the losses: checks the input, then calls ``compute`` on the batch and reference."""
+    """Base of the losses: checks the input, then calls ``compute`` on the batch and reference.
+
+    What training needs to know about a loss is a fact of its class:
+
+    ``needs_positive_pairs``: the loss learns from pairs of samples of the same class in the
+    batch (pair and triplet losses); without any it is 0 or only pushes classes apart, so a
+    batch of one sample per class cannot train it. Losses against learned per-class vectors
+    (proxies) do not need them.
+
+    ``needs_num_classes``: the loss learns one vector per class (proxies), so it is built as
+    ``Loss(num_classes, embedding_dim)`` and trained with the net; it takes no miner.
+
+    ``cosine``: the loss compares by cosine similarity, so a run trained with it L2-normalises
+    its embeddings (and is evaluated and searched by cosine).
+
+    ``mixable``: :class:`~tripletnet.losses.Metrix` mixup applies to it."""
+
+    needs_positive_pairs: ClassVar[bool] = True
+    needs_num_classes: ClassVar[bool] = False
+    cosine: ClassVar[bool] = False
+    mixable: ClassVar[bool] = False
 
     def __init__(self, reduction: Reduction) -> None:
         super().__init__()

@@ -20,7 +20,14 @@ from .pair_loss import PairLoss
 
 
 class ContrastiveLoss(PairLoss):
-    """Hadsell et al.'s loss on all positive and negative pairs; mean over non-zero terms."""
+    """Hadsell et al.'s loss on all positive and negative pairs; mean over non-zero terms.
+
+    >>> x = torch.tensor([[0.0], [0.0], [3.0], [3.0]])  # classes 3 apart, beyond neg_margin
+    >>> round(float(ContrastiveLoss()(x, torch.tensor([0, 0, 1, 1]))), 6)
+    0.0
+    """
+
+    mixable = True
 
     def __init__(
         self,

@@ -28,12 +28,10 @@ from torch import nn
 
 from ..checks import InvalidInputError, check_embeddings_and_labels, check_positive
 from ..distances import pairwise_cosine_similarity
-from .base import masked_logsumexp, reduce
+from .base import MetricLoss, masked_logsumexp, reduce
 from .contrastive import ContrastiveLoss
 from .proxy import ProxyAnchorLoss
 from .similarity import MultiSimilarityLoss
-
-MIXABLE = (ContrastiveLoss, MultiSimilarityLoss, ProxyAnchorLoss)
 
 
 class MixPairs(NamedTuple):
@@ -106,7 +104,7 @@ class Metrix(nn.Module):
 
     def __init__(self, loss: nn.Module, weight: float = 1.0, alpha: float = 2.0) -> None:
         super().__init__()
-        if not isinstance(loss, MIXABLE):
+        if not (isinstance(loss, MetricLoss) and loss.mixable):
             raise InvalidInputError(
                 f"Metrix mixes the contrastive, multi-similarity and proxy-anchor losses, "
                 f"not {type(loss).__name__}"
@@ -152,13 +150,13 @@ class Metrix(nn.Module):
                 return pull.sum() + push.sum()
             return pull.sum() / max(int((positive > 0).any(dim=1).sum()), 1) + push.mean()
         positive, negative = interpolated_targets(labels, labels, pairs, True)
+        assert isinstance(loss, (MultiSimilarityLoss, ContrastiveLoss))  # the other mixable ones
         dissimilarity = loss.distance.dissimilarity(embeddings, mixed)
         if isinstance(loss, MultiSimilarityLoss):
             shifted = -dissimilarity - loss.base
             pull = weighted_logsumexp(-loss.alpha * shifted, positive) / loss.alpha
             push = weighted_logsumexp(loss.beta * shifted, negative) / loss.beta
             return reduce(pull + push, loss.reduction)
-        assert isinstance(loss, ContrastiveLoss)
         pull = torch.relu(dissimilarity - loss.pos_margin).pow(2) / 2
         push = torch.relu(loss.neg_margin - dissimilarity).pow(2) / 2
         relevant = (positive > 0) | (negative > 0)

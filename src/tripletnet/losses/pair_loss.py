@@ -7,7 +7,7 @@ import torch
 from ..checks import InvalidInputError
 from ..comparison import Comparison, PairMasks
 from ..distances import Distance
-from ..mining.base import PairMiner
+from ..mining.base import PairMiner, check_miner
 from .base import MetricLoss, Reduction
 
 
@@ -17,11 +17,7 @@ class PairLoss(MetricLoss):
 
     def __init__(self, distance: Distance, reduction: Reduction, miner: PairMiner | None) -> None:
         super().__init__(reduction)
-        if miner is not None and not isinstance(miner, PairMiner):
-            raise InvalidInputError(
-                f"{type(self).__name__} needs a pair miner (MultiSimilarityMiner, PairMarginMiner), "
-                f"got {type(miner).__name__}"
-            )
+        check_miner(miner, PairMiner, type(self).__name__, "MultiSimilarityMiner, PairMarginMiner")
         self.distance = distance
         self.miner = miner
 

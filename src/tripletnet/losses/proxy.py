@@ -32,6 +32,10 @@ from .base import MetricLoss, Reduction, masked_logsumexp, reduce
 class ProxyLoss(MetricLoss):
     """Holds the (num_classes, embedding_dim) proxies and checks the labels against them."""
 
+    needs_positive_pairs = False  # each sample is compared with the proxies, not other samples
+    needs_num_classes = True
+    cosine = True  # the proxies and embeddings are compared L2-normalised
+
     def __init__(self, num_classes: int, embedding_dim: int, reduction: Reduction) -> None:
         super().__init__(reduction)
         if num_classes < 1 or embedding_dim < 1:
@@ -161,7 +165,14 @@ class ProxyNCALoss(ProxyLoss):
 
 class ProxyAnchorLoss(ProxyLoss):
     """alpha = 32, delta = 0.1 (the paper); the result is already an average (``reduction``
-    "sum" gives the two sums without dividing)."""
+    "sum" gives the two sums without dividing).
+
+    >>> loss = ProxyAnchorLoss(num_classes=3, embedding_dim=8)
+    >>> loss(torch.randn(6, 8), torch.tensor([0, 0, 1, 1, 2, 2])).requires_grad  # the proxies
+    True
+    """
+
+    mixable = True
 
     def __init__(
         self,

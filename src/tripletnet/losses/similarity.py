@@ -23,6 +23,9 @@ from .pair_loss import PairLoss
 class MultiSimilarityLoss(PairLoss):
     """alpha = 2, beta = 50, base = 0.5 (the authors' code; the paper's text uses 1)."""
 
+    cosine = True
+    mixable = True
+
     def __init__(
         self,
         alpha: float = 2.0,
@@ -48,6 +51,8 @@ class MultiSimilarityLoss(PairLoss):
 class CircleLoss(PairLoss):
     """m = 0.4, gamma = 80 (the paper's fine-grained setting); anchors that lack a positive or a
     negative give 0; mean over the non-zero terms."""
+
+    cosine = True
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ class SoftmaxLoss(PairLoss):
 
     default_temperature = 1.0
     default_distance: type[Distance] = CosineSimilarity
+    cosine = True  # with the default distance
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class NPairLoss(NTXentLoss):
 
     default_temperature = 1.0
     default_distance = DotProduct
+    cosine = False
 
 
 class SupConLoss(SoftmaxLoss):

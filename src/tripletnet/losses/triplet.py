@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..checks import InvalidInputError, check_choice, check_positive
 from ..comparison import Comparison, PairMasks
 from ..distances import Distance, Euclidean
-from ..mining.base import TripletMiner, Triplets
+from ..mining.base import TripletMiner, Triplets, check_miner
 from ..mining.triplets import all_triplets
 from .base import MetricLoss, Reduction, reduce
 from .batch_all import batch_all_hinge, count_triplets
@@ -31,11 +31,7 @@ class TripletLoss(MetricLoss):
         self, distance: Distance | None, reduction: Reduction, miner: TripletMiner | None
     ) -> None:
         super().__init__(reduction)
-        if miner is not None and not isinstance(miner, TripletMiner):
-            raise InvalidInputError(
-                f"{type(self).__name__} needs a triplet miner (BatchHardMiner, SemiHardMiner, ...), "
-                f"got {type(miner).__name__}"
-            )
+        check_miner(miner, TripletMiner, type(self).__name__, "SemiHardMiner, BatchHardMiner")
         self.distance = distance if distance is not None else Euclidean()
         self.miner = miner
 

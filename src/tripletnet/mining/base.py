@@ -7,10 +7,11 @@ computes its own distance matrix without gradients, and returns either :class:`T
 
 from __future__ import annotations
 
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import torch
 
+from ..checks import InvalidInputError
 from ..comparison import Comparison, PairMasks, comparison
 from ..distances import Distance, Euclidean
 
@@ -60,3 +61,18 @@ class TripletMiner(Miner[Triplets]):
 
 class PairMiner(Miner[PairMasks]):
     """A miner that returns the positive and negative pairs to keep."""
+
+
+def check_miner(miner: Any, kind: type[Miner[Any]], loss: str, examples: str) -> None:
+    """Refuse a ``miner`` that is not a tripletnet miner of ``kind``, teaching the
+    pytorch-metric-learning user the difference: ours is given to the loss and mines inside it."""
+    if miner is None or isinstance(miner, kind):
+        return
+    found = type(miner).__name__
+    if type(miner).__module__.startswith("pytorch_metric_learning"):
+        raise InvalidInputError(
+            f"{loss} got pytorch-metric-learning's {found}; tripletnet losses take a tripletnet "
+            f"miner, e.g. {loss}(miner=tripletnet.mining.{examples.split(',')[0]}()), and mine "
+            "inside the loss (no indices_tuple): see docs/from-pml.md"
+        )
+    raise InvalidInputError(f"{loss} needs a {kind.__name__} ({examples}, ...), got {found}")

@@ -18,8 +18,10 @@ from .external import (
     EXTERNAL_FORMS,
     TIMM_PREFIX,
     build_external,
+    check_model_code,
     import_factory,
     is_external,
+    is_own_code,
     load_weights,
     timm_classifier_prefixes,
 )
@@ -34,18 +36,6 @@ ARCHITECTURES += RESNETS  # He et al. 2016, with an embedding head
 MODEL_FORMS = (*ARCHITECTURES, *EXTERNAL_FORMS)  # everything --model takes, for help text
 
 WITH_LAYER_OPTIONS = ("mnist", "cifar", "stl10")  # the nets with LAYER_OPTIONS (final ReLU, BN)
-
-DEFAULT_ARCHITECTURE = {
-    "digits": "small-conv",
-    "mnist": "mnist",
-    "fashion-mnist": "mnist",
-    "kmnist": "mnist",
-    "cifar10": "cifar",
-    "svhn": "cifar",
-    "svhn-extra": "cifar",
-    "stl10": "stl10",
-}
-DEFAULT_ARCHITECTURE["stl10-unlabelled"] = "stl10"
 
 
 def check_layer_options(architecture: str, options: Mapping[str, Any]) -> None:
@@ -180,7 +170,6 @@ def _paper_net(
 
 __all__ = [
     "ARCHITECTURES",
-    "DEFAULT_ARCHITECTURE",
     "EXTERNAL_FORMS",
     "MODEL_FORMS",
     "RESNETS",
@@ -196,10 +185,12 @@ __all__ = [
     "build_external",
     "build_model",
     "build_resnet",
+    "check_model_code",
     "import_factory",
     "is_backbone_model",
     "is_external",
     "is_normalized",
+    "is_own_code",
     "load_torchvision_weights",
     "load_weights",
     "normalize_output",

@@ -21,7 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import TripletnetError
+from ..errors import RunFolderError, TripletnetError
+from ..trust import TRUST_FLAG, TRUST_VARIABLE, trusts_model_code
 
 TIMM_PREFIX = "timm:"
 EXTERNAL_FORMS = ("timm:NAME", "package.module:factory")  # for help text
@@ -35,6 +36,52 @@ def is_external(architecture: str) -> bool:
     return ":" in architecture
 
 
+def is_own_code(architecture: str) -> bool:
+    """Is ``architecture`` a ``package.module:factory`` (code that building it runs), rather
+    than a built-in net or ``timm:NAME``?"""
+    return is_external(architecture) and not architecture.startswith(TIMM_PREFIX)
+
+
+# timm arguments that make timm fetch or read weights itself (a download, a pickled checkpoint)
+TIMM_LOADING_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path")
+
+
+def check_model_code(
+    architecture: str,
+    where: str,
+    trust_model_code: bool | None = None,
+    factory_args: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse to rebuild the ``package.module:factory`` that ``where`` (a run, a model file)
+    names unless its code is trusted: ``trust_model_code``, or where that is None the variable
+    TRIPLETNET_TRUST_MODEL_CODE. Called before anything is imported; built-in nets pass, and
+    ``timm:NAME`` too unless its ``factory_args`` make timm load weights of its own."""
+    if trusts_model_code(trust_model_code):
+        return
+    how = f"if you trust where it came from, pass {TRUST_FLAG} (or set {TRUST_VARIABLE}=1)"
+    if architecture.startswith(TIMM_PREFIX):
+        loading = [name for name in TIMM_LOADING_ARGS if (factory_args or {}).get(name)]
+        if loading:
+            raise RunFolderError(
+                f"{where} asks timm to load weights itself ({', '.join(loading)} in its "
+                f"factory_args), which may download or unpickle a file; {how}"
+            )
+        return
+    if not is_own_code(architecture):
+        return
+    module, _, factory = architecture.partition(":")
+    raise RunFolderError(
+        f"{where} names its network by code, factory {factory!r} of module {module!r}: loading "
+        f"it would import {module!r} and call {factory!r}; {how}"
+    )
+
+
+def _describe(error: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def _split(spec: str) -> tuple[str, str]:
     module, _, attribute = spec.partition(":")
     if not (_DOTTED.match(module) and _DOTTED.match(attribute)):
@@ -45,9 +92,10 @@ def _split(spec: str) -> tuple[str, str]:
     return module, attribute
 
 
-def _import(module: str) -> Any:
-    """Import ``module`` from the working directory or sys.path (the working directory first,
-    as ``python -m`` does; it stays on sys.path, so the module's own lazy imports work too)."""
+def _import(module: str, spec: str) -> Any:
+    """Import ``module`` (of ``--model spec``) from the working directory or sys.path (the
+    working directory first, as ``python -m`` does; it stays on sys.path, so the module's own
+    lazy imports work too). Whatever its body raises is one clear error."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
@@ -65,13 +113,19 @@ def _import(module: str) -> Any:
         ) from error
     except (ImportError, SyntaxError) as error:
         raise TripletnetError(f"importing {module!r} failed: {error}") from error
+    except TripletnetError:
+        raise
+    except Exception as error:  # the module's own code raised while it was imported
+        raise TripletnetError(
+            f"importing {module!r} (--model {spec}) failed: it raised {_describe(error)}"
+        ) from error
 
 
 def import_factory(spec: str) -> Callable[..., Any]:
     """The callable named by ``"package.module:factory"`` (``factory`` may be dotted, e.g.
     ``mynets:Nets.small``), imported from the working directory or sys.path."""
     module_name, attribute = _split(spec)
-    target: Any = _import(module_name)
+    target: Any = _import(module_name, spec)
     for part in attribute.split("."):
         if not hasattr(target, part):
             names = sorted(
@@ -109,7 +163,12 @@ def call_factory(
                 f"{what} does not take the arguments {dict(factory_args)} ({error}); its "
                 f"signature is {signature}: fix --factory-args"
             ) from error
-    module = factory(**factory_args)
+    try:
+        module = factory(**factory_args)
+    except TripletnetError:
+        raise
+    except Exception as error:  # the factory's own code raised
+        raise TripletnetError(f"{what} failed: calling it raised {_describe(error)}") from error
     if not isinstance(module, nn.Module):
         raise TripletnetError(
             f"{what} returned a {type(module).__name__}, not a torch.nn.Module; it must return "
@@ -242,9 +301,11 @@ __all__ = [
     "TIMM_PREFIX",
     "build_external",
     "call_factory",
+    "check_model_code",
     "check_state_dict",
     "import_factory",
     "is_external",
+    "is_own_code",
     "load_weights",
     "read_weights",
     "timm_backbone",

@@ -22,6 +22,7 @@ from ..devices import resolve_device
 from ..evaluation.classify import vote
 from ..evaluation.neighbours import knn_search
 from ..files import write_json_atomic, write_text_atomic
+from ..progress import progress
 from ..runs import load_run
 from ..runs.data import load_data
 from .attacks import NORMS, attack
@@ -131,9 +132,12 @@ def robustness_report(
     out.mkdir(parents=True, exist_ok=True)
     figures: list[str] = []
     worst = names[0] if names else None
+    steps = {"corruptions": len(names) * len(SEVERITIES), "stability": 1,
+             "adversarial": len(ATTACK_TARGETS) * 2 * len(s.eps)}  # fmt: skip
+    bar = progress(total=sum(steps[part] for part in s.parts), desc="robustness", unit="step")
     if "corruptions" in s.parts and names:
         tick = time.perf_counter()
-        report["corruptions"] = _corruptions(model, base, q_px.x, q_px.y, names, s.seed)
+        report["corruptions"] = _corruptions(model, base, q_px.x, q_px.y, names, s.seed, bar)
         table = report["corruptions"]["per_corruption"]
         worst = max(names, key=lambda n: table[n]["ce"] if table[n]["ce"] is not None else -1)
         curves = {
@@ -148,16 +152,18 @@ def robustness_report(
     if "stability" in s.parts:
         tick = time.perf_counter()
         rows = sample_rows(q_px.y, s.stability_queries, s.seed)
+        bar.set_description_str("robustness: stability")
         report["stability"] = measure_sequences(q_px.x[rows], s.frames, s.seed,
                                                  _predictor(embedder, model.gallery))  # fmt: skip
         report["stability"]["frames"], report["stability"]["queries"] = s.frames, len(rows)
+        bar.update()
         s.timings["stability"] = time.perf_counter() - tick
     adversarial_images = None
     if "adversarial" in s.parts:
         tick = time.perf_counter()
         rows = sample_rows(q_px.y, s.attack_queries, s.seed + 2)
         report["adversarial"], adversarial_images = _adversarial(
-            embedder, model, q_px.x[rows], q_px.y[rows], s
+            embedder, model, q_px.x[rows], q_px.y[rows], s, bar
         )
         for target in ATTACK_TARGETS:
             curves = {
@@ -171,6 +177,7 @@ def robustness_report(
                         f"{target} target", f"eps ({s.norm}, fraction of the pixel range)")  # fmt: skip
             figures.append(f"adversarial_{target}.png")
         s.timings["adversarial"] = time.perf_counter() - tick
+    bar.close()
     figures.append(_examples(embedder, model.gallery, g_px, q_px, worst, adversarial_images, out,
                              s))  # fmt: skip
     s.timings["total"] = time.perf_counter() - started
@@ -221,17 +228,25 @@ def corrupted(x: torch.Tensor, name: str, severity: int, seed: int) -> torch.Ten
 
 
 def _corruptions(
-    model: Model, base: Model, x: torch.Tensor, y: np.ndarray, names: list[str], seed: int
+    model: Model,
+    base: Model,
+    x: torch.Tensor,
+    y: np.ndarray,
+    names: list[str],
+    seed: int,
+    bar: Any,
 ) -> dict[str, Any]:
     per: dict[str, Any] = {}
     errors: dict[str, list[float]] = {}
     base_errors: dict[str, list[float]] = {}
     for index, name in enumerate(names):
         rows, base_rows = [], []
+        bar.set_description_str(f"robustness: {name}")
         for severity in SEVERITIES:
             xc = corrupted(x, name, severity, seed + 7919 * index)
             rows.append(model.measure(xc, y))
             base_rows.append(base.measure(xc, y))
+            bar.update()
         per[name] = {
             "severities": rows,
             "baseline_knn_accuracy": [r["knn_accuracy"] for r in base_rows],
@@ -269,7 +284,7 @@ def _predictor(
 
 
 def _adversarial(
-    embedder: Embedder, model: Model, x: torch.Tensor, y: np.ndarray, s: Settings
+    embedder: Embedder, model: Model, x: torch.Tensor, y: np.ndarray, s: Settings, bar: Any
 ) -> tuple[dict[str, Any], torch.Tensor | None]:
     gallery = model.gallery
     centroids, classes = class_centroids(gallery.features, gallery.labels)
@@ -286,12 +301,14 @@ def _adversarial(
         report[target] = {}
         for name in ("fgsm", "pgd"):
             rows = []
+            bar.set_description_str(f"robustness: {name} ({target})")
             for eps in s.eps:
                 moved = torch.cat([
                     attack(name, loss_of(rows), x[rows], eps, s.pgd_steps, s.norm, 0.0, 1.0)
                     for rows in (slice(i, i + CHUNK) for i in range(0, len(x), CHUNK))
                 ])  # fmt: skip
                 rows.append(model.measure(moved, y))
+                bar.update()
                 if target == "knn" and name == "pgd" and eps == max(s.eps):
                     shown = moved
             report[target][name] = rows

@@ -15,13 +15,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.catalogue import listed_names
+from ..devices import DEVICE_HELP
 from ..errors import TripletnetError
+from ..metric_names import METRICS
 from .options import check_count, check_range, coerce, option
 
 VERSION = 2
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # the net's forward under autocast (16 bits)
 LR_SCHEDULES = ("cosine", "plateau", "step")
-METRICS = ("euclidean", "cosine")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 MAX_BATCH = 1 << 20
 
@@ -32,16 +34,16 @@ class DataOptions:
 
     dataset: str = option(
         "digits",
-        "A built-in dataset (digits, mnist, fashion-mnist, kmnist, cifar10, svhn, svhn-extra, "
-        "stl10), or a path: a folder with one subfolder per class, a .csv (path,label[,split]) "
-        "or a .npz (x, y[, split]).",
+        f"A built-in dataset ({listed_names()}), or a path: a folder with one subfolder per "
+        "class, a .csv (path,label[,split]) or a .npz (x, y[, split]).",
     )
     data_dir: str | None = option(None, "Folder with a built-in dataset's official files.")
     download: bool = option(False, "Download a built-in dataset's missing files (needs internet).")
     split: str | None = option(
         None,
         "stratified:F (a seeded fraction F of each class to test), classes:F (open set: the last "
-        "F of the sorted classes are unseen in training); default: the source's own split.",
+        "F of the sorted classes are unseen in training); default: the source's own split, or "
+        "stratified:0.25 for a folder or CSV without one.",
     )
     image_size: int | None = option(
         None, "Resize the shorter side of image files to this and centre-crop a square."
@@ -166,7 +168,7 @@ class OptimOptions:
         "on a GPU that has it, else fp16 on a GPU, fp32 elsewhere. Losses stay float32.",
         choices=PRECISIONS,
     )
-    device: str = option("auto", "auto (a GPU when there is one), cpu, cuda, cuda:N or mps.")
+    device: str = option("auto", f"{DEVICE_HELP}.")
     compile: bool = option(
         False, "Train the net through torch.compile (the first steps compile; a GPU gains most)."
     )
@@ -312,7 +314,8 @@ class RunConfig:
         """A config from ``to_dict``'s shape, or from a version-1 flat config.json."""
         if not isinstance(table, dict):
             raise TripletnetError(f"{where} must be a table of options, got {type(table).__name__}")
-        if "version" not in table and "dataset" in table:
+        check_version(table.get("version", VERSION), where)
+        if table.get("version", 1) == 1 and "dataset" in table:
             table = upgrade_version_1(table)
         unknown = sorted(set(table) - {*SECTIONS, "method", "version"})
         if unknown:
@@ -331,6 +334,21 @@ class RunConfig:
             raise TripletnetError(f"{where} [method] must be a table with a name")
         options = {key: value for key, value in method.items() if key != "name"}
         return cls(**sections, method=method.get("name", "triplet"), options=options)
+
+
+def check_version(version: Any, where: str) -> None:
+    """Refuse a ``version`` this tripletnet cannot read: not a whole number from 1, or one
+    written by a newer tripletnet (read as the current format, its options would be misread)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TripletnetError(
+            f"{where}: version must be a whole number from 1 to {VERSION}, got {version!r}"
+        )
+    if version > VERSION:
+        raise TripletnetError(
+            f"{where} is version {version} of the configuration format, written by a newer "
+            f"tripletnet; this one reads versions up to {VERSION}: upgrade tripletnet "
+            "(pip install --upgrade tripletnet)"
+        )
 
 
 # version 1: one flat table; each field's section, and the method options by method

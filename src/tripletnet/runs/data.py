@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from ..data import DatasetSplits, ImageFiles, ImageFilesDataset, LabelledArray, SourceOptions
 from ..data import load_dataset as load_source
 from ..models import channels_last
+from ..progress import progress
 from .config import RunConfig
 from .embed import embed
 
@@ -54,10 +55,13 @@ def embed_split(
         ImageFilesDataset(part.x), batch_size=batch_size, num_workers=workers, shuffle=False
     )
     chunks, kept = [], []
+    bar = progress(total=len(part), desc="embedding", unit="image", delay=2)
     for images, indices, ok in loader:
         if bool(ok.any()):
             chunks.append(model(channels_last(prepare(images[ok]).to(device))).float().cpu())
             kept.append(indices[ok].numpy())
+        bar.update(len(indices))
+    bar.close()
     model.train(was_training)
     rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     dim = int(getattr(model, "embedding_dim", 0))

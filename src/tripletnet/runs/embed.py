@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..models import channels_last
+from ..progress import progress
 
 
 @torch.inference_mode()
@@ -30,9 +31,12 @@ def embed(
     was_training = model.training
     model.eval()
     chunks = []
+    bar = progress(total=len(x), desc="embedding", unit="sample", delay=2)  # not for a moment
     for start in range(0, len(x), batch_size):
         batch = torch.as_tensor(np.asarray(x[start : start + batch_size]))
         chunks.append(model(channels_last(prepare(batch).to(device))).float().cpu())
+        bar.update(len(batch))
+    bar.close()
     model.train(was_training)
     dim = int(getattr(model, "embedding_dim", 0))
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, dim), dtype=np.float32)

@@ -92,8 +92,12 @@ class TrainedRun:
         return np.asarray(load_npy(path)) if path.is_file() else None
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
-    """Load the trained model of a run folder (weights from safetensors, never unpickled)."""
+def load_run(
+    path: str | Path, device: str | torch.device = "cpu", trust_model_code: bool | None = None
+) -> TrainedRun:
+    """Load the trained model of a run folder (weights from safetensors, never unpickled). A
+    run whose net is ``package.module:factory`` runs that code: only with ``trust_model_code``
+    (None: the variable TRIPLETNET_TRUST_MODEL_CODE, see ``tripletnet.trust``)."""
     path = Path(path)
     weights = path / MODEL
     if not weights.is_file():
@@ -101,7 +105,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
         raise RunFolderError(f"{path} is not a finished tripletnet run: no {MODEL}{hint}")
     config = read_config(path)
     spec = read_spec(weights, config.data.dataset)
-    model = spec.build()
+    model = spec.build(trust_model_code, f"the run {path}")
     load_checkpoint(weights, model)
     # channels-last, as in training: the conv nets embed faster on the CPU (runs/embed.py)
     model.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]

@@ -13,7 +13,9 @@ Policy, per epoch (seeded by (seed, epoch)):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from types import FrameType
 
 import numpy as np
 
@@ -96,8 +98,22 @@ class PKSampler:
         yield from self.epoch_batches(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
+        _refuse_as_sampler(sys._getframe(1))
         for batch in self.epoch_batches(self.epoch):
             yield batch.tolist()
 
     def __len__(self) -> int:
         return len(self.epoch_batches(self.epoch))
+
+
+def _refuse_as_sampler(caller: FrameType | None) -> None:
+    """A DataLoader given the sampler as ``sampler=`` (pytorch-metric-learning's
+    MPerClassSampler goes there) wraps it in a BatchSampler, which would batch our whole P x K
+    index lists together; it must be ``batch_sampler=``. The BatchSampler is the caller."""
+    from torch.utils.data import BatchSampler
+
+    if caller is not None and isinstance(caller.f_locals.get("self"), BatchSampler):
+        raise InvalidInputError(
+            "PKSampler yields whole P x K batches: pass it to the DataLoader as "
+            "batch_sampler=PKSampler(...), not sampler= (and without batch_size)"
+        )

@@ -1,5 +1,9 @@
 """Similarity search over embeddings: a persistent FAISS index with stable ids and metadata.
 
+index.py: the in-memory index (FAISS, items, filters, re-ranking); folder.py: its versioned
+folder and change log; live.py: LiveIndex, the index in a folder as every command and the
+service read and change it.
+
 The parts are imported when first used (``lazy_exports``), so that serving an ONNX file
 imports no torch.
 """
@@ -13,8 +17,10 @@ from ..lazy import lazy_exports
 if TYPE_CHECKING:
     from .build import Collection, build_index, from_dataset, from_images, from_vectors
     from .embedder import Embedder
+    from .folder import SearchIndex
     from .images import ImageError, decode_image
-    from .index import KINDS, Hit, Item, ModelRef, SearchIndex
+    from .index import KINDS, Hit, Item, MemoryIndex, ModelRef
+    from .live import LiveIndex
     from .store import IndexChangedError, IndexFolderError
 
 __all__ = [
@@ -26,6 +32,8 @@ __all__ = [
     "IndexChangedError",
     "IndexFolderError",
     "Item",
+    "LiveIndex",
+    "MemoryIndex",
     "ModelRef",
     "SearchIndex",
     "build_index",
@@ -40,7 +48,9 @@ WHERE = {
     ),
     "Embedder": ".embedder",
     **dict.fromkeys(("ImageError", "decode_image"), ".images"),
-    **dict.fromkeys(("KINDS", "Hit", "Item", "ModelRef", "SearchIndex"), ".index"),
+    **dict.fromkeys(("KINDS", "Hit", "Item", "MemoryIndex", "ModelRef"), ".index"),
+    "SearchIndex": ".folder",
+    "LiveIndex": ".live",
     **dict.fromkeys(("IndexChangedError", "IndexFolderError"), ".store"),
 }
 __getattr__ = lazy_exports(__name__, WHERE)

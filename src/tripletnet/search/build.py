@@ -14,8 +14,9 @@ from ..errors import TripletnetError
 from ..files import load_numeric_npy
 from ..runs.data import embed_split, load_data
 from .embedder import Embedder
+from .filters import check_label
+from .folder import SearchIndex
 from .images import read_image
-from .index import SearchIndex, check_label
 from .vectors import DEFAULT_STORE
 
 

@@ -106,10 +106,11 @@ class Embedder(ImageQueries):
     ref: ModelRef
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> Embedder:
+    def from_run(cls, run_dir: str | Path, trust_model_code: bool | None = None) -> Embedder:
+        """The run's net (``trust_model_code``: as for ``load_run``) and its fingerprint."""
         from ..runs import MODEL, load_run, read_metadata
 
-        run = load_run(run_dir)
+        run = load_run(run_dir, trust_model_code=trust_model_code)
         path = Path(run_dir).resolve()
         raw = RawFormat(run.spec.input_shape, run.spec.pixel_top or 255.0)
         stored = read_metadata(path / MODEL)["spec"]  # as saved: older runs keep their prints

@@ -1,4 +1,7 @@
-"""A persistent similarity index: FAISS vectors with stable ids, item metadata and thumbnails.
+"""An in-memory similarity index: FAISS vectors with stable ids, item metadata and thumbnails.
+
+It knows no files: an index folder (its versions and change log) is search/folder.py's, and
+the index a service or a command works on, shared with other processes, is search/live.py's.
 
 Kinds, chosen by name (FAISS factory strings in brackets):
 
@@ -14,8 +17,7 @@ A search can be restricted by a :class:`~.filters.Filter` (labels, metadata fiel
 skips the other ids (an ``IDSelectorBatch`` in the search parameters), and where the
 approximate search finds fewer than k allowed items (a rare label in an HNSW graph), the
 allowed items are searched exhaustively, so a filtered search is as exact as the index.
-An index loaded with ``mmap=True`` maps its files (FAISS ``IO_FLAG_MMAP``, and the stored
-vectors) instead of reading them: for collections larger than memory; it is read-only.
+An index whose files are memory-mapped (``read_only``) refuses adds and removals.
 
 Ids are int64 chosen by the index (0, 1, 2, ...; never reused). FAISS keeps them: an IVF index
 stores ids in its lists; flat and HNSW indexes are wrapped in IndexIDMap2. A removal never
@@ -26,37 +28,24 @@ way in, so FAISS's L2 ranks them as cosine similarity does, and 1 - cos = ||a - 
 
 from __future__ import annotations
 
-import json
 import math
-import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import faiss
 import numpy as np
 
 from ..errors import TripletnetError
-from ..files import load_npy, read_json_object
+from ..metric_names import METRICS
 from . import changelog
-from .changelog import LOG, Change
-from .filters import Filter, Scalar, check_metadata
+from .changelog import Change
+from .filters import MAX_LABEL, Filter, InvalidInput, Scalar, check_label, check_metadata
 from .locking import ReadWriteLock
-from .store import (
-    IndexFolderError,
-    check_live,
-    current_version,
-    index_lock,
-    live_version_name,
-    write_version,
-)
 from .vectors import DEFAULT_STORE, StoredVectors, check_store
-from .vectors import FILE as VECTORS_FILE
 
 KINDS = ("exact", "hnsw", "ivfpq")
-METRICS = ("euclidean", "cosine")
-FORMAT = 1
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "exact": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
@@ -64,7 +53,27 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "ivfpq": {"nlist": 0, "m": 0, "nbits": 0, "nprobe": 16, "refine": 0},
 }
 EXHAUSTIVE_BELOW = 4096  # a filter that allows fewer items is searched exhaustively
-COMPACT_BYTES = 4 * 2**20  # a change log grown past this is folded into a new version
+F32_MAX = float(np.finfo(np.float32).max)
+# the largest squared norm of a (Euclidean) vector: ||a - b||^2 <= 2 ||a||^2 + 2 ||b||^2 then
+# fits float32; beyond it FAISS's distances overflow to infinity and those items are never found
+MAX_SQUARED_NORM = F32_MAX / 4
+CHECK_ROWS = 65_536  # vectors checked at once (bounded float64 temporaries)
+KEEP_KEYS = 100_000  # idempotency keys remembered (the newest), across compactions
+MAX_ID = 2**53 - 1  # the largest id a client may choose (exact in JSON numbers everywhere)
+__all__ = [
+    "KINDS",
+    "MAX_LABEL",
+    "ChosenIdError",
+    "Hit",
+    "Item",
+    "MemoryIndex",
+    "ModelRef",
+    "check_label",
+]
+
+
+class ChosenIdError(TripletnetError):
+    """An id a caller chose that the index cannot take: used before, or not increasing."""
 
 
 @dataclass(frozen=True, slots=True)  # slots: 40 bytes less per item (40 MB a million)
@@ -75,6 +84,16 @@ class Item:
     label: int | None = None
     source: str | None = None
     metadata: dict[str, Scalar] | None = field(default=None, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What an add made under an idempotency key: enough to give its first answer again, even
+    after its items were removed."""
+
+    digest: str | None  # of the request the key came with
+    items: tuple[Item, ...]
+    thumbnails: tuple[bool, ...]  # whether each item had a thumbnail
 
 
 @dataclass(frozen=True)
@@ -103,9 +122,6 @@ def _ivfpq_shape(dim: int, count: int) -> tuple[int, int, int]:
     return nlist, m, nbits
 
 
-MAX_LABEL = 2**31 - 1
-
-
 def _search(index: Any, queries: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's search with search parameters, also where faiss.contrib.torch_utils (imported by
     pytorch-metric-learning) has replaced ``search`` by a wrapper that takes no ``params``."""
@@ -114,35 +130,11 @@ def _search(index: Any, queries: np.ndarray, k: int, params: Any) -> tuple[np.nd
     return result
 
 
-def _drop_precomputed_table(index: Any) -> None:
-    """Free an IVF-PQ's precomputed distance table (nlist x m x 256 floats: 32 MB for
-    IVF1024,PQ32), which FAISS rebuilds in memory when it reads an index: an index served
-    memory-mapped is meant to stay small, and without the table a search computes the few
-    probed cells' tables itself (nprobe x m x 256 values per query)."""
-    ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
-    if hasattr(ivf, "precomputed_table"):
-        ivf.use_precomputed_table = -1
-        ivf.precomputed_table.resize(0)
-
-
-def check_label(label: object) -> int | None:
-    """An item's label: None, or a whole number from 0 to MAX_LABEL (a float such as 3.7 or
-    1e20 is refused, never truncated)."""
-    if label is None:
-        return None
-    if isinstance(label, bool) or not isinstance(label, int | np.integer | float | np.floating):
-        raise TripletnetError(f"a label must be an integer class id, got {label!r}")
-    if isinstance(label, float | np.floating) and not float(label).is_integer():
-        raise TripletnetError(f"a label must be an integer class id, got {label!r}")
-    if not 0 <= label <= MAX_LABEL:
-        raise TripletnetError(f"a label must be from 0 to {MAX_LABEL}, got {label!r}")
-    return int(label)
-
-
-class SearchIndex:
+class MemoryIndex:
     """Vectors of one dimension, searchable by Euclidean distance, with per-item metadata.
 
-    Safe to share between threads: searches run together; an add or a removal runs alone.
+    Safe to share between threads: searches run together; an add or a removal runs alone. It
+    keeps the adds and removals it makes (``unsaved``) until a save records them (folder.py).
     """
 
     def __init__(
@@ -174,13 +166,10 @@ class SearchIndex:
         self.class_names: list[str] = []  # label -> name, where the labels have names
         self.items: dict[int, Item] = {}
         self.thumbnails: dict[int, np.ndarray] = {}
+        self.keys: OrderedDict[str, Remembered] = OrderedDict()  # the newest KEEP_KEYS
         self.next_id = 0
         self._pending: list[Change] = []  # adds and removals no save has recorded yet
-        self._rewrite = False  # a change the log cannot replay (training IVF-PQ): save a version
-        self._read_from: tuple[Path, str] | None = None  # (index folder, version) on disk
-        self._log_end = 0  # the bytes of that version's change log applied to this state
-        self._log_seen = 0  # the log's length when it was last read
-        self.logged = 0  # records in that log, all applied here
+        self._rewrite = False  # a change a log cannot replay (training IVF-PQ): save it whole
         self._faiss: Any = None if kind == "ivfpq" else self._new_faiss()
         refine = self.params.get("refine", 0)
         if refine < 0:
@@ -189,7 +178,6 @@ class SearchIndex:
         self._vectors = StoredVectors(dim, store=refine_store) if refine else None
         self.read_only = False  # loaded memory-mapped
         self._lock = ReadWriteLock()
-        self._save_lock = threading.Lock()
 
     # -- building ------------------------------------------------------------------------------
 
@@ -257,27 +245,50 @@ class SearchIndex:
             if self._faiss is not None:
                 self._tune(self._faiss)
 
-    def check_vectors(self, vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-        """(N, dim) float32, finite; a clear error otherwise."""
+    def check_vectors(
+        self, vectors: np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+    ) -> np.ndarray:
+        """(N, dim) float32: finite, within float32's range and, for Euclidean distances, of a
+        squared norm of at most MAX_SQUARED_NORM; cosine ones scaled to length 1 (norms in
+        float64, so large or tiny values do not overflow nor underflow). An InvalidInput that
+        says why otherwise. One vector may come as a flat list of numbers (a client's)."""
         try:
-            array = np.asarray(vectors, dtype=np.float32)
+            array = np.asarray(vectors)
+            if array.dtype.kind != "f":  # integers, numbers in strings (or an error)
+                array = array.astype(np.float64)
         except (TypeError, ValueError):
             kind = getattr(vectors, "dtype", type(vectors).__name__)
-            raise TripletnetError(f"vectors must be numbers, got {kind}") from None
+            raise InvalidInput(f"vectors must be numbers, got {kind}") from None
         if array.ndim == 1:
+            if len(array) != self.dim:  # one vector, as a client sends it
+                raise InvalidInput(
+                    f"the vector has {len(array)} values; this index holds {self.dim}-d vectors"
+                )
             array = array[None, :]
         if array.ndim != 2 or array.shape[1] != self.dim:
-            raise TripletnetError(
+            raise InvalidInput(
                 f"expected vectors of dimension {self.dim}, got an array of shape {array.shape}"
             )
         if not np.isfinite(array).all():
-            raise TripletnetError("vectors must be finite (no NaN or infinity)")
-        if self.metric == "cosine":
-            norms = np.linalg.norm(array, axis=1, keepdims=True)
-            if not norms.all():
-                raise TripletnetError("a zero vector has no direction: cosine cannot compare it")
-            array = array / norms
-        return np.ascontiguousarray(array, dtype=np.float32)
+            raise InvalidInput("vectors must be finite (no NaN or infinity)")
+        if array.dtype.itemsize > 4 and array.size and max(array.max(), -array.min()) > F32_MAX:
+            raise InvalidInput("vectors must be finite in float32 (values within ±3.4e38)")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        out = np.empty_like(array) if self.metric == "cosine" else array
+        for start in range(0, len(array), CHECK_ROWS):
+            part = array[start : start + CHECK_ROWS]
+            squared = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+            if self.metric == "cosine":
+                if not squared.all():
+                    raise InvalidInput("a zero vector has no direction: cosine cannot compare it")
+                out[start : start + CHECK_ROWS] = part / np.sqrt(squared)[:, None]
+            elif squared.max(initial=0.0) > MAX_SQUARED_NORM:
+                raise InvalidInput(
+                    f"vectors must have a squared norm of at most {MAX_SQUARED_NORM:.2e} (a "
+                    f"length of at most {math.sqrt(MAX_SQUARED_NORM):.2e}): the squared "
+                    "distances of larger ones overflow float32"
+                )
+        return out
 
     def add(
         self,
@@ -286,12 +297,19 @@ class SearchIndex:
         sources: Sequence[str | None] | None = None,
         thumbnails: Sequence[np.ndarray] | np.ndarray | None = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        ids: Sequence[int] | np.ndarray | None = None,
+        key: str | None = None,
+        digest: str | None = None,
     ) -> np.ndarray:
         """Add vectors (with optional labels, sources, thumbnails and metadata); return their
-        new ids."""
+        new ids: ``ids`` where given (new ids, increasing, from ``next_id`` on: an id is never
+        used twice), else the next ones. ``key`` (with the request's ``digest``) is remembered
+        with the change (``remembered``) so that a repeated request is not applied again."""
         self._check_writable()
         vectors = self.check_vectors(vectors)
         count = len(vectors)
+        if ids is not None and len(ids) != count:
+            raise TripletnetError(f"{count} vectors but {len(ids)} ids")
         given = (("labels", labels), ("sources", sources), ("thumbnails", thumbnails))
         for name, values in (*given, ("metadata", metadata)):
             if values is not None and len(values) != count:
@@ -302,12 +320,55 @@ class SearchIndex:
             metadata = [check_metadata(fields) for fields in metadata]
         pictures = None if thumbnails is None else [np.asarray(t, np.uint8) for t in thumbnails]
         with self._lock.writing():
-            ids = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
-            change = Change("add", ids, vectors, labels, sources, metadata, pictures)
+            if ids is None:
+                new = np.arange(self.next_id, self.next_id + count, dtype=np.int64)
+            else:
+                new = self._chosen_ids(ids)
+            change = Change("add", new, vectors, labels, sources, metadata, pictures, key, digest)
             self._rewrite |= self._faiss is None  # it trains the quantisers: a new version
             self._apply(change)
+            self._remember(change)
             self._pending.append(change)
-        return ids
+        return new
+
+    def _chosen_ids(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ids a caller chose: whole numbers, increasing, none used before (from next_id on); a
+        ChosenIdError (a conflict with the index's ids) otherwise."""
+        chosen = [int(i) for i in ids]
+        if chosen and chosen[0] < self.next_id:
+            raise ChosenIdError(
+                f"id {chosen[0]} is not new: ids are never reused, and this index has given "
+                f"ids up to {self.next_id - 1}; choose {self.next_id} or more"
+            )
+        if any(b <= a for a, b in zip(chosen, chosen[1:], strict=False)):
+            raise ChosenIdError("chosen ids must be increasing")
+        if chosen and chosen[-1] > MAX_ID:
+            raise ChosenIdError(f"an id must be at most {MAX_ID}, got {chosen[-1]}")
+        return np.asarray(chosen, dtype=np.int64)
+
+    def _remember(self, change: Change) -> None:
+        """Keep an add's idempotency key with what it made (the newest KEEP_KEYS keys)."""
+        if change.key is None or change.op != "add":
+            return
+        items = tuple(
+            Item(
+                int(item_id),
+                None if change.labels is None else change.labels[row],
+                None if change.sources is None else change.sources[row],
+                None if change.metadata is None else change.metadata[row],
+            )
+            for row, item_id in enumerate(change.ids.tolist())
+        )
+        pictures = (change.thumbnails is not None,) * len(items)
+        self.keys[change.key] = Remembered(change.digest, items, pictures)
+        self.keys.move_to_end(change.key)
+        while len(self.keys) > KEEP_KEYS:
+            self.keys.popitem(last=False)
+
+    def remembered(self, key: str) -> Remembered | None:
+        """What the add made with this idempotency key, where it is one of the newest kept."""
+        with self._lock.reading():
+            return self.keys.get(key)
 
     def _apply(self, change: Change) -> None:
         """Make an add or a removal in memory (holding the write lock): a new one, or one
@@ -396,7 +457,7 @@ class SearchIndex:
         """The ``k`` nearest items of each query row (among those ``where`` allows), nearest
         first."""
         if k < 1:
-            raise TripletnetError(f"k must be at least 1, got {k}")
+            raise InvalidInput(f"k must be at least 1, got {k}")
         queries = self.check_vectors(queries)
         with self._lock.reading():
             if self._faiss is None or not self.items:
@@ -494,227 +555,16 @@ class SearchIndex:
             "model or rebuild the index with 'tripletnet index build'"
         )
 
-    # -- persistence ---------------------------------------------------------------------------
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "kind": self.kind,
-            "dim": self.dim,
-            "metric": self.metric,
-            "params": self.params,
-            **({"refine_store": self.refine_store} if self._vectors is not None else {}),
-            "count": len(self.items),
-            "next_id": self.next_id,
-            "class_names": self.class_names,
-            "model": None if self.model is None else asdict(self.model),
-        }
-
-    def save(self, root: str | Path) -> Path:
-        """Write the whole state as a new version of the index folder ``root``, atomically
-        (which also compacts the change log); return its path.
-
-        The state is copied under the read lock (searches go on), then written outside it.
-        """
-        with self._save_lock:
-            return self._write(Path(root))
-
-    def save_changes(self, root: str | Path) -> None:
-        """Record the changes no save has recorded yet, durably. Where this state was read
-        from (or saved as) the live version of ``root``, they are appended to its change log;
-        otherwise, or where a change cannot be replayed (training IVF-PQ) or the log has grown
-        past COMPACT_BYTES, the whole state is written as a new version. Writers that queue
-        behind one save share the next one (group commit)."""
-        root = Path(root)
-        with self._save_lock:
-            if self._read_from is None or self._read_from[0] != root.resolve() or self._rewrite:
-                self._write(root)
-                return
-            with self._lock.reading():
-                pending = list(self._pending)
-            if not pending:
-                return
-            version = self._read_from[1]
-            with index_lock(root):
-                check_live(root, version)
-                end = changelog.append(root / version / LOG, pending, self._log_end)
-            with self._lock.reading():  # adds and removals hold the write lock
-                del self._pending[: len(pending)]
-                self._log_end = self._log_seen = end
-                self.logged += len(pending)
-            if end > COMPACT_BYTES:
-                self._write(root)
-
-    def _write(self, root: Path) -> Path:
-        with self._lock.reading():
-            taken = len(self._pending)
-            manifest = self.manifest()
-            blob = None if self._faiss is None else faiss.serialize_index(self._faiss)
-            ids = list(self.items)
-            with_thumbnails = [i for i in ids if i in self.thumbnails]
-            columns = {
-                "ids": ids,
-                "labels": [self.items[i].label for i in ids],
-                "sources": [self.items[i].source for i in ids],
-                "thumbnail_ids": with_thumbnails,
-            }
-            if any(self.items[i].metadata is not None for i in ids):
-                columns["metadata"] = [self.items[i].metadata for i in ids]
-            stored = self._vectors  # replaced, never edited, by adds and removals
-            pictures = [self.thumbnails[i] for i in with_thumbnails]
-            thumbs = np.stack(pictures) if pictures else None
-            log_end = self._log_end
-        files = {
-            "manifest.json": lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"),
-            "items.json": lambda p: p.write_text(json.dumps(columns)),
-        }
-        if blob is not None:
-            files["index.faiss"] = lambda p: p.write_bytes(blob.tobytes())
-        if thumbs is not None:
-            files["thumbnails.npy"] = lambda p: np.save(p, thumbs, allow_pickle=False)
-        if stored is not None:
-            files.update(stored.files())
-        here = root.resolve()
-        based_on = self._read_from[1] if self._read_from and self._read_from[0] == here else None
-        root.mkdir(parents=True, exist_ok=True)
-        with index_lock(root):
-            if based_on is not None:  # nothing another writer made since may be dropped
-                check_live(root, based_on)
-                changelog.check_applied(root / based_on / LOG, log_end)
-            version = write_version(root, files)
-        with self._lock.reading():
-            del self._pending[:taken]
-            self._rewrite = self._rewrite and blob is None  # an add after the copy trained
-            self._read_from = (here, version.name)
-            self._log_end = self._log_seen = self.logged = 0
-        return version
+    # -- changes -------------------------------------------------------------------------------
 
     @property
     def unsaved(self) -> bool:
-        """Whether adds or removals were made since the last load or save."""
+        """Whether adds or removals were made that no save has recorded yet."""
         return bool(self._pending)
 
-    def behind(self) -> bool:
-        """Whether the folder this state was read from has moved on: another version is live,
-        or its change log holds records (another process's changes) not applied here."""
-        if self._read_from is None:
-            return False
-        root, version = self._read_from
-        if live_version_name(root) != version:
-            return True
-        return changelog.size(root / version / LOG) != self._log_seen
-
-    def catch_up(self) -> bool:
-        """Apply the records other processes appended to the change log since this state was
-        read (none are half-applied); False where another version is live: load that one."""
-        if self._read_from is None:
-            return True
-        with self._save_lock:
-            root, version = self._read_from
-            if live_version_name(root) != version:
-                return False
-            changes, end, seen = changelog.read(root / version / LOG, self._log_end)
-            self._log_seen = seen
-            if changes:
-                if self._pending:  # changes made here without theirs: refused
-                    changelog.check_applied(root / version / LOG, self._log_end)
-                with self._lock.writing():
-                    self._replay(root / version, changes)
-            self._log_end = end
-            self.logged += len(changes)
-        return True
-
-    def _replay(self, folder: Path, changes: list[Change]) -> None:
-        if changes and self.read_only:
-            raise IndexFolderError(
-                f"{folder / LOG} holds {len(changes)} change(s) that a memory-mapped index cannot "
-                f"apply; run 'tripletnet index compact {folder.parent}' first"
-            )
+    def _replay(self, changes: list[Change]) -> None:
+        """Make changes recorded elsewhere (a change log), exactly as they were first made."""
         for change in changelog.merged(changes):
             self._apply(change)
-
-    @property
-    def version(self) -> str | None:
-        """The name of the version folder this state was read from or last saved as."""
-        return None if self._read_from is None else self._read_from[1]
-
-    @classmethod
-    def load(cls, root: str | Path, mmap: bool = False) -> SearchIndex:
-        """Read the live version of an index folder (never unpickles anything); ``mmap``
-        maps its files instead of reading them (read-only; for collections larger than memory)."""
-        folder = current_version(root)
-        try:
-            return cls._read(Path(root), folder, mmap)
-        except (TripletnetError, OSError, ValueError, KeyError, TypeError) as error:
-            # hand-edited JSON gives KeyError or TypeError
-            what = str(error) if isinstance(error, TripletnetError) else f"{folder}: {error!r}"
-            raise IndexFolderError(
-                f"{what}; restore the index from a backup or rebuild it with "
-                "'tripletnet index build --overwrite'"
-            ) from None
-
-    @classmethod
-    def _read(cls, root: Path, folder: Path, mmap: bool = False) -> SearchIndex:
-        manifest = read_json_object(folder / "manifest.json")
-        columns = read_json_object(folder / "items.json")
-        if manifest.get("format") != FORMAT:
-            raise IndexFolderError(
-                f"{folder} has index format {manifest.get('format')!r}; this tripletnet reads {FORMAT}"
-            )
-        model = ModelRef(**manifest["model"]) if manifest.get("model") else None
-        metric = manifest.get("metric", "euclidean")  # indexes before metrics: Euclidean
-        # re-ranked indexes before refine_store kept float32 vectors
-        store = manifest.get("refine_store", "float32")
-        index = cls(manifest["dim"], manifest["kind"], model, manifest["params"], metric, store)
-        index._read_from = (root.resolve(), folder.name)
-        index.next_id = int(manifest["next_id"])
-        index.class_names = list(manifest.get("class_names", []))
-        if (folder / "index.faiss").is_file():
-            try:
-                if mmap:
-                    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-                    loaded: Any = faiss.read_index(str(folder / "index.faiss"), flags)
-                else:
-                    loaded = faiss.deserialize_index(
-                        np.fromfile(folder / "index.faiss", dtype=np.uint8)
-                    )
-            except RuntimeError:  # faiss's message is a C++ assertion; say what it means
-                raise IndexFolderError(
-                    f"{folder / 'index.faiss'} is truncated or not a FAISS index"
-                ) from None
-            index._faiss = loaded
-            index._tune(loaded)
-            if mmap and manifest["kind"] == "ivfpq":
-                _drop_precomputed_table(loaded)
-        names = ("ids", "labels", "sources")
-        if len({len(columns[name]) for name in names}) != 1:
-            raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
-        metadata = columns.get("metadata") or [None] * len(columns["ids"])
-        if len(metadata) != len(columns["ids"]):
-            raise IndexFolderError(f"{folder / 'items.json'}: its columns differ in length")
-        rows = zip(*(columns[name] for name in names), metadata, strict=True)
-        index.items = {i: Item(i, label, source, fields) for i, label, source, fields in rows}
-        index.read_only = mmap
-        if index._vectors is not None:
-            index._vectors = StoredVectors.load(
-                folder, np.asarray(columns["ids"], dtype=np.int64), mmap, store
-            )
-            if (
-                len(index._vectors.ids) != len(index.items)
-                or index._vectors.rows.shape[1] != index.dim
-            ):
-                raise IndexFolderError(f"{folder / VECTORS_FILE} does not match items.json")
-        if (folder / "thumbnails.npy").is_file():
-            thumbs = load_npy(folder / "thumbnails.npy")
-            if len(thumbs) != len(columns["thumbnail_ids"]):
-                raise IndexFolderError(f"{folder / 'thumbnails.npy'} does not match items.json")
-            index.thumbnails = dict(zip(columns["thumbnail_ids"], thumbs, strict=True))
-        stored = 0 if index._faiss is None else index._faiss.ntotal
-        if stored != len(index.items):
-            raise IndexFolderError(
-                f"{folder} is inconsistent: {stored} vectors but {len(index.items)} items"
-            )
-        changes, index._log_end, index._log_seen = changelog.read(folder / LOG)
-        index._replay(folder, changes)
-        index.logged = len(changes)
-        return index
+        for change in changes:
+            self._remember(change)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TripletnetError
+from ..metric_names import METRICS
 from .embedder import PREPROCESSING, ImageQueries
 from .images import RawFormat
 from .index import ModelRef
@@ -40,12 +41,11 @@ FORMAT_VERSION = "1"
 FORMATS = ("onnx", "torchscript")
 MIN_OPSET = 9  # below 9 torch's exporter lacks ops every net here uses (Expand, adaptive pooling)
 MAX_OPSET = 20  # the newest opset torch's TorchScript-based exporter writes
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = 18  # the oldest opset torch's current (torch.export-based) exporter writes
 KEY = "tripletnet."
 TORCHSCRIPT_EXTRA = "tripletnet.json"  # the TorchScript archive's extra file with the metadata
 INPUT_NAME = "samples"
 OUTPUT_NAME = "embeddings"
-METRICS = ("euclidean", "cosine")
 BATCH = 256  # samples per onnxruntime call
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _EXPORT_HINT = "export the run again with 'tripletnet export RUN_DIR --format onnx --out FILE'"

@@ -49,6 +49,22 @@ def load_token(token_file: Path | None) -> str | None:
     return token
 
 
+def token_file_warning(token_file: Path) -> str | None:
+    """A one-line warning when other users may read (or change) the token file; None if not."""
+    if os.name != "posix":  # Windows: no mode bits to go by
+        return None
+    try:
+        mode = token_file.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"warning: other users can read the token file {token_file} (mode {mode:03o}): "
+        f"chmod 600 {token_file}"
+    )
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -6,8 +6,10 @@ and logged by ``tripletnet.service.access`` as
 
     request_id=3f2a... method=POST path=/search status=200 ms=12.3
 
-(never a header, a query string or a body, so never a token). Metrics, in Prometheus' text
-format at ``GET /metrics`` (prometheus-client, in the ``serve`` extra):
+(never a header, a query string or a body, so never a token). The method and the decoded path
+are escaped (limits.loggable: ``\\n``, ``\\x00``, ``\\x20``...): a request is always one line,
+and its fields cannot be forged. Metrics, in Prometheus' text format at ``GET /metrics``
+(prometheus-client, in the ``serve`` extra):
 
     tripletnet_requests_total{method, route, status}      counter
     tripletnet_request_seconds{method, route}             histogram
@@ -28,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .limits import Scope
+from .limits import Scope, loggable
 
 access_log = logging.getLogger("tripletnet.service.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -127,7 +129,7 @@ class Observe:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             access_log.info(
                 "request_id=%s method=%s path=%s status=%d ms=%.1f",
-                rid, scope["method"], scope["path"], status, seconds * 1000,
+                rid, loggable(scope["method"]), loggable(scope["path"]), status, seconds * 1000,
             )  # fmt: skip
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route, status, seconds)

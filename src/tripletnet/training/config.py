@@ -11,26 +11,54 @@ Three ways to make one, all with the same names:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
+from ..data.catalogue import BUILT_IN, facts
 from ..devices import resolve_device
 from ..errors import TripletnetError
-from ..models import DEFAULT_ARCHITECTURE, check_layer_options, is_backbone_model
+from ..models import WITH_LAYER_OPTIONS, check_layer_options, is_backbone_model
+from ..models.choice import architecture_for
 from ..runs.config import SECTIONS, RunConfig
 from .methods import METHODS, method_class, methods_taking, typed_options
 from .tracking import check_loggers
 
 RESUMABLE = ("epochs", "device", "workers")  # what --resume may change
-# Defaults that train well on each dataset (see docs/results.md for what they reach); other
-# datasets and paths take mnist's. Backbone models (resnets, timm, your own) start at lr 0.01.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": 15, "lr": 0.1, "embedding_dim": 64},
-    "mnist": {"epochs": 25, "lr": 0.1},
-    "cifar10": {"epochs": 30, "lr": 0.05},
+# The defaults that train well on each dataset are its record in data/catalogue.py (epochs, lr,
+# embedding_dim). Backbone models (resnets, timm, your own) start at lr 0.01.
+# Your own data (a folder, CSV or npz: any dataset that is not built in), with no --method:
+# batch mining, which beat pytorch-metric-learning's MNIST example on MNIST as an image folder in
+# less time (docs/peer-pml.md). The net is chosen from the samples' shape (models/choice.py).
+# The rest applies to this loss; ``--method triplet`` (the paper's) or another loss takes
+# mnist's epochs and lr, as before.
+OWN_DATA_DEFAULTS: dict[str, Any] = {
+    "method": "batch-mining",
+    "loss": "triplet-margin",  # the method's options, when it is the method chosen here
+    "miner": "semi-hard",
+    "epochs": 3,  # the optimisation, for own data trained by batch mining
+    "lr": 0.05,
+    "metric": "cosine",  # in Euclidean space, semi-hard mining collapsed the embeddings to a point
+    "final_relu": False,  # the paper nets' last ReLU: all-zero embeddings, and no gradient, in tries
 }
+OWN_DATA_METHOD_OPTIONS = ("loss", "miner")
 SECTION_OF = {
     item.name: section for section, kind in SECTIONS.items() for item in dataclasses.fields(kind)
 }
+
+
+def own_data_summary() -> str:
+    """Your own data's defaults in words, for --help and the docs."""
+    d = OWN_DATA_DEFAULTS
+    return (
+        f"{d['method']} with --loss {d['loss']} --miner {d['miner']} --metric {d['metric']} "
+        f"--no-final-relu, {d['epochs']} epochs from lr {d['lr']:g}, and the net chosen from "
+        "the samples' shape (docs/own-data.md)"
+    )
+
+
+def is_own_data(dataset: str) -> bool:
+    """Is ``dataset`` the user's own (a path), not one of the built-in datasets?"""
+    return dataset not in BUILT_IN
 
 
 class TrainConfig(RunConfig):
@@ -40,7 +68,12 @@ class TrainConfig(RunConfig):
     Made from sections (``TrainConfig(data=DataOptions(...), ...)``, as ``from_dict`` does) or
     from options named as on the command line (``TrainConfig(dataset="mnist", epochs=8)``), or
     both. A ``loss`` without a ``method`` means ``method="batch-mining"`` (the older spelling).
+
+    ``method_given`` says whether the method was chosen (by name, by a ``loss``, or by a
+    ``[method]`` table); your own data without one trains with ``OWN_DATA_DEFAULTS``.
     """
+
+    method_given: bool
 
     def __init__(self, **options: Any) -> None:
         nested = {
@@ -48,26 +81,40 @@ class TrainConfig(RunConfig):
             for name in (*SECTIONS, "options")
             if name in options and not isinstance(options[name], str | None)
         }
+        object.__setattr__(self, "method_given", False)
         super().__init__(**nested)
         self.set_options(**options)
 
     def __getattr__(self, name: str) -> Any:
-        """An option by its command-line name (``config.epochs`` is ``config.optim.epochs``)."""
-        if name in SECTION_OF:
-            return getattr(getattr(self, SECTION_OF[name]), name)
+        """Deprecated: an option by its command-line name (``config.epochs``); read it from its
+        section (``config.optim.epochs``), a method's from ``config.options``."""
         options = self.__dict__.get("options", {})
-        if name in options:
-            return options[name]
-        raise AttributeError(f"{type(self).__name__} has no option {name!r}")
+        if name in SECTION_OF:
+            section = SECTION_OF[name]
+            where, value = f"{section}.{name}", getattr(getattr(self, section), name)
+        elif name in options:
+            where, value = f"options[{name!r}]", options[name]
+        else:
+            raise AttributeError(f"{type(self).__name__} has no option {name!r}")
+        warnings.warn(
+            f"config.{name} is deprecated; read config.{where}", DeprecationWarning, stacklevel=2
+        )
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Set a section, or an option by its command-line name; never a stray attribute."""
+        """Set a section, or the method (which drops the options the new method lacks); an
+        option is set in its section (``config.optim.epochs = 3``) or by ``set_options``."""
         if name == "method" and "options" in self.__dict__:
-            self.set_options(method=value)  # drops the options the new method lacks
+            self.set_options(method=value)
         elif name in self.__dataclass_fields__:
             object.__setattr__(self, name, value)
         else:
-            self.set_options(**{name: value})
+            where = (
+                f"config.{SECTION_OF[name]}.{name}"
+                if name in SECTION_OF
+                else f"config.set_options({name}=...)"
+            )
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; set {where}")
 
     def set_options(self, **given: Any) -> None:
         """Set options by their command-line names; when the method changes, the options of
@@ -75,6 +122,8 @@ class TrainConfig(RunConfig):
         method = given.pop("method", None)
         if method is None and given.get("loss") is not None:
             method = "batch-mining"
+        if method is not None:
+            object.__setattr__(self, "method_given", True)
         if method is not None and method != self.method:
             own = {item.name for item in dataclasses.fields(method_class(method).Options)}
             object.__setattr__(self, "method", method)
@@ -91,6 +140,8 @@ class TrainConfig(RunConfig):
     def from_options(cls, base: RunConfig | None = None, **given: Any) -> TrainConfig:
         """``base`` (default: all defaults) with the options named as on the command line."""
         config = cls.from_dict(base.to_dict() if base is not None else {})
+        if base is not None:
+            object.__setattr__(config, "method_given", getattr(base, "method_given", True))
         config.set_options(**given)
         return config
 
@@ -101,6 +152,7 @@ class TrainConfig(RunConfig):
         method, options = sections.pop("method"), sections.pop("options")
         config = cls(**sections, options=options)
         object.__setattr__(config, "method", method)  # its options as given: checked later
+        object.__setattr__(config, "method_given", isinstance(table, dict) and "method" in table)
         return config
 
     @property
@@ -112,7 +164,7 @@ class TrainConfig(RunConfig):
     def architecture(self) -> str | None:
         """The embedding net's name: ``model``, or the dataset's default net (None for your own
         data until its input shape is known: see ``resolved``)."""
-        return self.model.model or DEFAULT_ARCHITECTURE.get(self.data.dataset)
+        return self.model.model or facts(self.data.dataset).default_net
 
     @property
     def metric(self) -> str:
@@ -122,15 +174,27 @@ class TrainConfig(RunConfig):
     def resolved(self, input_shape: tuple[int, ...] | None = None) -> TrainConfig:
         """A copy with the dataset's and the method's defaults filled in, every option checked.
 
-        Your own data's default net depends on its samples: with their ``input_shape`` known,
-        vectors get the ``mlp``, images ``resnet18``; until then the net (and its learning
-        rate) stays open."""
+        Your own data without a method gets ``OWN_DATA_DEFAULTS`` (batch mining), and its
+        default net depends on its samples: with their ``input_shape`` known, the net
+        ``models.choice.architecture_for`` picks; until then the net (and its learning rate)
+        stays open."""
         config = TrainConfig.from_dict(self.to_dict())
-        method = method_class(config.method)
+        object.__setattr__(config, "method_given", self.method_given)
         dataset = config.data.dataset
+        own_data = is_own_data(dataset)
+        if own_data:
+            config.fill_own_data_method()
+        method = method_class(config.method)
         if config.model.model is None and config.architecture is None and input_shape:
-            config.model.model = "mlp" if len(input_shape) == 1 else "resnet18"
-        defaults = {**DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS["mnist"])}
+            config.model.model = architecture_for(input_shape)
+        known = facts(dataset)
+        defaults = {"epochs": known.epochs, "lr": known.lr, "embedding_dim": known.embedding_dim}
+        if own_data and config.own_data_recipe:
+            defaults.update(
+                {name: OWN_DATA_DEFAULTS[name] for name in OWN_DATA_DEFAULTS if name in SECTION_OF}
+            )
+        if config.architecture not in WITH_LAYER_OPTIONS:
+            defaults.pop("final_relu", None)  # only the paper nets have the choice
         if config.architecture is None:
             del defaults["lr"]  # decided with the net
         elif is_backbone_model(config.architecture):
@@ -146,6 +210,25 @@ class TrainConfig(RunConfig):
         config.options = options
         config.validate()
         return config
+
+    @property
+    def own_data_recipe(self) -> bool:
+        """Does this train by OWN_DATA_DEFAULTS' method and loss (its miner may differ)?"""
+        recipe = OWN_DATA_DEFAULTS
+        return self.method == recipe["method"] and self.options.get("loss") == recipe["loss"]
+
+    def fill_own_data_method(self) -> None:
+        """Your own data's method: ``OWN_DATA_DEFAULTS``' when none was chosen (and no option
+        of another method was given), with its loss and miner when no loss was given."""
+        default = OWN_DATA_DEFAULTS["method"]
+        if not self.method_given:
+            own = {item.name for item in dataclasses.fields(method_class(default).Options)}
+            if set(self.options) <= own:
+                object.__setattr__(self, "method", default)
+        if self.method == default and self.options.get("loss") is None:
+            for name in OWN_DATA_METHOD_OPTIONS:
+                if self.options.get(name) is None:
+                    self.options[name] = OWN_DATA_DEFAULTS[name]
 
     def validate(self) -> None:
         """Raise a TripletnetError for any option that cannot work (before any work starts)."""

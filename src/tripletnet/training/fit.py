@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..errors import TripletnetError
+from ..progress import progress
 from .methods import Statistics
 from .pipeline import Pipeline
 from .step import Step
@@ -88,8 +88,8 @@ def fit(
         torch.manual_seed((seed * 100_003 + epoch) * world.size + world.rank)
         model.train()
         tally, started, lr = Tally(), time.perf_counter(), math.nan
-        bar = tqdm(total=steps, disable=not show_progress, leave=False, unit="batch",
-                   desc=f"epoch {epoch + 1}/{epochs.stop}", mininterval=0.5)  # fmt: skip
+        bar = progress(total=steps, show=show_progress, unit="batch",
+                       desc=f"epoch {epoch + 1}/{epochs.stop}")  # fmt: skip
         batches = list(method.batches(epoch))
         shares = [step_once.share(indices) for indices in batches]
         for step, (indices, (_, inputs)) in enumerate(

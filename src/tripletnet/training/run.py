@@ -1,13 +1,14 @@
-"""``train``: a configuration in, a run folder out. Checks everything, loads the data, builds
-the net and the method, then hands them to the loop (``fit``) with a callback that monitors the
-test split, checkpoints and logs after each epoch."""
+"""``train``: a configuration in, a run folder out. Resolves the configuration once, checks
+everything, loads the data, builds the net and the method, assembles the training
+(``assemble``) and runs its epochs (``epochs``: the loop, with a callback that monitors the test
+split, checkpoints and logs after each epoch)."""
 
 from __future__ import annotations
 
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,16 @@ import torch
 from tqdm import tqdm
 
 from ..data import DatasetSplits
+from ..data.augment import check_shift
+from ..data.catalogue import facts
 from ..devices import resolve_device
 from ..errors import TripletnetError
-from ..evaluation.classify import knn_accuracy, knn_leave_one_out_accuracy
-from ..evaluation.triplet_error import triplet_error
-from ..files import remove_stale_temporaries, write_json_atomic
+from ..files import read_json_object, remove_stale_temporaries, write_json_atomic
 from ..models import EmbeddingNet, build_model
+from ..models.choice import choice_line
 from ..runs import (
     CHECKPOINT,
     CONFIG,
-    HISTORY,
     MODEL,
     ModelSpec,
     load_checkpoint,
@@ -33,23 +34,26 @@ from ..runs import (
     read_config,
     read_metadata,
     record_command,
-    save_checkpoint,
 )
-from ..runs.data import Embedded, embed_split, load_data
-from ..sampling import fixed_test_triplets
+from ..runs.data import load_data
 from .adversarial import AdversarialSettings, AdversarialTraining
+from .assemble import Optimisation, Training, assemble
 from .config import TrainConfig, resumed_config
-from .distributed import SINGLE, World, barrier, start, translated_failures
-from .fit import TrainingDiverged, fit
+from .distributed import (
+    SINGLE,
+    World,
+    barrier,
+    start,
+    translated_failures,
+    world_from_environment,
+)
+from .epochs import train_epochs
+from .fit import TrainingDiverged
 from .methods import Method, MethodContext, method_class
 from .pipeline import Augmentation, Pipeline, corruption_augmentation
-from .precision import compute_dtype
 from .pretrained import load_pretrained
-from .schedule import cosine_lr, plateau_lr, step_lr
 from .step import Step
-from .tracking import Logger, Loggers
-
-MONITORED = 10_000  # test samples embedded after each epoch (all of them up to this many)
+from .tracking import Loggers
 
 
 def default_workers() -> int:
@@ -59,30 +63,56 @@ def default_workers() -> int:
 
 @dataclass
 class Setup:
-    """Everything a run trains with, built and checked before the run folder is touched."""
+    """Everything a run trains with, built and checked before the run folder is touched;
+    ``history``: a row per epoch trained (a resumed run's earlier ones included)."""
 
     config: TrainConfig
     data: DatasetSplits
     model: EmbeddingNet
     spec: ModelSpec
     method: Method
-    pipeline: Pipeline
-    optimizer: torch.optim.Optimizer
-    step: Step
+    training: Training
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self.training.pipeline is not None
+        return self.training.pipeline
+
+    @property
+    def step(self) -> Step:
+        return self.training.step
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.training.optimizer
 
 
 def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setup:
-    """Load the data and build the net, the method, the pipeline and the optimiser
-    (``init``: load the weights of ``--init``'s run; a resumed run has its own); ``world``:
-    this process's place in a torchrun job (its GPU is cuda:LOCAL_RANK)."""
+    """Load the data and build the net, the method, the pipeline and the optimiser from a
+    resolved ``config`` (``TrainConfig.resolved``; your own data's net, left open there, is
+    chosen here from the samples' shape). ``init``: load the weights of ``--init``'s run (a
+    resumed run has its own); ``world``: this process's place in a torchrun job (its GPU is
+    cuda:LOCAL_RANK)."""
     device = world.device(resolve_device(config.optim.device))
-    check_distributed(config, world)
     data = load_data(config)
-    config = config.resolved(data.input_shape)  # your own data's default net, from its shape
+    if config.architecture is None:
+        config = config.resolved(data.input_shape)  # your own data's default net, from its shape
     check_against_data(config, data)
     torch.manual_seed(config.optim.seed)
-    options = config.model
     workers = default_workers() if config.data.workers is None else config.data.workers
+    model, spec = _net(config, data, workers, device, init)
+    method, (pool_x, pool_y) = _method(config, data, model, spec)
+    pipeline = _pipeline(config, spec, pool_x, pool_y, device, workers)
+    training = assemble(model, method, Optimisation.of(config.optim), pipeline, world)
+    return Setup(config, data, model, spec, method, training)
+
+
+def _net(
+    config: TrainConfig, data: DatasetSplits, workers: int, device: torch.device, init: bool
+) -> tuple[EmbeddingNet, ModelSpec]:
+    """The embedding net on ``device`` (``init``: with ``--init``'s weights) and its spec."""
+    options = config.model
     assert config.architecture is not None
     model = build_model(
         config.architecture,
@@ -108,19 +138,36 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     if options.init and init:
         load_pretrained(model, options.init, spec)
+    return model, spec
+
+
+def _method(
+    config: TrainConfig, data: DatasetSplits, model: EmbeddingNet, spec: ModelSpec
+) -> tuple[Method, tuple[Any, np.ndarray]]:
+    """The training method (adversarial training around it when asked for), checked against
+    the net, and the pool of samples it draws from."""
     kind = method_class(config.method)
-    pool_x, pool_y = kind.pool(data)
+    pool = kind.pool(data)
     context = MethodContext(
-        pool_y, model.embedding_dim, data.input_shape, config.optim.batch_size, config.optim.seed
+        pool[1], model.embedding_dim, data.input_shape, config.optim.batch_size, config.optim.seed
     )
     method = kind(config.method_options, context)
     if config.robustness.adversarial:  # adversarial training wraps any method's loss
         settings = AdversarialSettings.of(config.robustness, spec.normalizer, spec.pixel_top)
         method = AdversarialTraining(method, settings)
     method.check(model)
-    learned = method.learned()
-    if learned is not None:
-        learned.to(device)
+    return method, pool
+
+
+def _pipeline(
+    config: TrainConfig,
+    spec: ModelSpec,
+    pool_x: Any,
+    pool_y: np.ndarray,
+    device: torch.device,
+    workers: int,
+) -> Pipeline:
+    """The pool's samples, as the net's batches on ``device``, augmented as asked."""
     augmentation = Augmentation(
         config.data.augment_shift,
         config.data.augment_mirror,
@@ -129,7 +176,7 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
         spec.pixel_top,
         corruption_augmentation(config.robustness),
     )
-    pipeline = Pipeline(
+    return Pipeline(
         pool_x,
         pool_y,
         spec.normalizer,
@@ -139,17 +186,6 @@ def build(config: TrainConfig, init: bool = True, world: World = SINGLE) -> Setu
         strict=config.data.strict,
         cache_bytes=config.data.cache_mb << 20,
     )
-    parameters = [*model.parameters(), *(learned.parameters() if learned is not None else [])]
-    optimizer = torch.optim.SGD(
-        parameters,
-        lr=config.optim.lr or 0.0,
-        momentum=config.optim.momentum,
-        weight_decay=config.optim.weight_decay,
-        nesterov=config.optim.nesterov,
-    )
-    precision = compute_dtype(config.optim.precision, device)
-    step = Step(model, method, optimizer, world, precision, config.optim.compile)
-    return Setup(config, data, model, spec, method, pipeline, optimizer, step)
 
 
 def check_distributed(config: TrainConfig, world: World) -> None:
@@ -173,14 +209,17 @@ def check_distributed(config: TrainConfig, world: World) -> None:
 
 
 def pixel_top(data: DatasetSplits) -> float | None:
-    """Raw image values run 0..255 (uint8; 0..16 for scikit-learn's digits); None: vectors."""
+    """Raw image values run 0..the dataset's ``pixel_top`` (data/catalogue.py: 255 for uint8,
+    16 for scikit-learn's digits); None: vectors."""
     if len(data.input_shape) != 3:
         return None
-    return 16.0 if data.name == "digits" else 255.0
+    return facts(data.name).pixel_top
 
 
 def check_against_data(config: TrainConfig, data: DatasetSplits) -> None:
-    """Options that depend on the data: k of the k-NN classifiers, image-only defences."""
+    """Options that depend on the data: k of the k-NN classifiers, the shift augmentation,
+    image-only defences."""
+    check_shift(config.data.augment_shift, data.input_shape)
     if config.robustness.augment_corruptions and len(data.input_shape) != 3:
         raise TripletnetError(
             f"--augment-corruptions corrupts images; {data.name}'s samples are vectors "
@@ -193,6 +232,35 @@ def check_against_data(config: TrainConfig, data: DatasetSplits) -> None:
             f"among {len(data.train)} training and {len(data.test) - 1} other test samples; "
             f"choose -k {smallest} or less"
         )
+
+
+def saved_config(out: Path) -> TrainConfig:
+    """The configuration the run folder ``out`` was trained with (its config.json)."""
+    return TrainConfig.from_dict(read_json_object(out / CONFIG), str(out / CONFIG))
+
+
+def run_config(config: TrainConfig | None, out: Path | None, resume: bool) -> TrainConfig:
+    """The configuration a run trains with, resolved (once): ``config``'s for a new run; for
+    ``resume``, the saved one of ``out`` with the ``RESUMABLE`` options of ``config`` (if any).
+    """
+    if config is None and not resume:
+        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
+    given = None if config is None else config.resolved()  # its options checked first
+    if not resume:
+        assert given is not None
+        return given
+    if out is None:
+        raise TripletnetError("resume=True continues a run folder: give its out")
+    prepare_run_folder(out, resume=True, overwrite=False)
+    saved = TrainConfig.from_dict(read_config(out).to_dict()).resolved()
+    return saved if given is None else resumed_config(saved, given)
+
+
+def join(config: TrainConfig) -> World:
+    """Join the torchrun job this process belongs to (SINGLE when there is none), once the
+    resolved ``config`` is known to suit one."""
+    check_distributed(config, world_from_environment())
+    return start(resolve_device(config.optim.device))
 
 
 def train(
@@ -221,50 +289,86 @@ def train(
     writes ``out``; the others return the same summary.
     """
     out = Path(out)
-    if config is None and not resume:
-        raise TripletnetError("a new run needs a TrainConfig; only resume=True can go without")
-    world = start(resolve_device((config or read_config(out)).optim.device))
-    if resume:
-        prepare_run_folder(out, resume=True, overwrite=False)
-        saved = TrainConfig.from_dict(read_config(out).to_dict()).resolved()
-        config = saved if config is None else resumed_config(saved, config.resolved())
-    assert config is not None
-    setup = build(config.resolved(), init=not resume, world=world)
+    config = run_config(config, out, resume)
+    return train_resolved(
+        config,
+        out,
+        join(config),
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        log_epochs=log_epochs,
+        command=command,
+    )
+
+
+def train_resolved(
+    config: TrainConfig,
+    out: Path,
+    world: World,
+    *,
+    resume: bool,
+    overwrite: bool,
+    show_progress: bool,
+    log_epochs: bool,
+    command: str | None,
+) -> dict[str, Any]:
+    """``train`` with the configuration ``run_config`` resolved, in the job ``join`` joined."""
+    chosen_net = config.architecture is None  # your own data's, from its shape
+    setup = build(config, init=not resume, world=world)
     config = setup.config
-    history: list[dict[str, float]] = []
-    epochs = config.optim.epochs
-    assert epochs is not None
+    if chosen_net and world.main and (show_progress or log_epochs):
+        assert config.architecture is not None
+        tqdm.write(choice_line(config.architecture, setup.data.input_shape))
     if resume:
-        if world.main:
-            remove_stale_temporaries(out)
-        learned = setup.method.learned()
-        state = load_checkpoint(out / CHECKPOINT, setup.model, setup.optimizer, learned)
-        history, done = state["history"], state["epoch"]
-        setup.step.restore(state)
-        if epochs < done:
-            raise TripletnetError(
-                f"--epochs {epochs}: {out} has already trained {done} epochs; "
-                f"give --epochs {done} or more to continue it"
-            )
-        setup.method.restore(out)
-        barrier(world)  # every rank has read the folder before rank 0 writes to it
-        if world.main:
-            write_json_atomic(out / CONFIG, config.to_dict())  # the new total, if any
-        if done == epochs and (out / MODEL).is_file():
-            return {**summarize(history), "already_finished": True}
+        if _resumed(setup, out, world):
+            return {**summarize(setup.history), "already_finished": True}
     elif world.main:
         prepare_run_folder(out, resume=False, overwrite=overwrite)
         write_json_atomic(out / CONFIG, config.to_dict())
         setup.method.save(out)
     if command is not None and world.main:
         record_command(out, command, resume)
+    _train_logged(setup, out, resume, show_progress, log_epochs)
+    return {**summarize(setup.history), "unreadable_images": len(setup.pipeline.unreadable)}
+
+
+def _resumed(setup: Setup, out: Path, world: World) -> bool:
+    """Read ``out``'s checkpoint and the method's state back and write the configuration's
+    new total of epochs; True when the run has nothing left to train."""
+    epochs = setup.config.optim.epochs
+    assert epochs is not None
+    if world.main:
+        remove_stale_temporaries(out)
+    learned = setup.method.learned()
+    state = load_checkpoint(out / CHECKPOINT, setup.model, setup.optimizer, learned)
+    setup.history, done = state["history"], state["epoch"]
+    setup.step.restore(state)
+    if epochs < done:
+        raise TripletnetError(
+            f"--epochs {epochs}: {out} has already trained {done} epochs; "
+            f"give --epochs {done} or more to continue it"
+        )
+    setup.method.restore(out)
+    barrier(world)  # every rank has read the folder before rank 0 writes to it
+    if world.main:
+        write_json_atomic(out / CONFIG, setup.config.to_dict())  # the new total, if any
+    return done == epochs and (out / MODEL).is_file()
+
+
+def _train_logged(
+    setup: Setup, out: Path, resume: bool, show_progress: bool, log_epochs: bool
+) -> None:
+    """The epochs, logged by rank 0's ``--log`` loggers; a new run that fails before its first
+    checkpoint leaves no folder behind, and a diverged one says what to do."""
+    world = setup.step.world
     loggers: Loggers | None = None
     try:
         if world.main:
-            loggers = Loggers(config.evaluation.loggers, out)
-            loggers.config(config.to_dict())
+            loggers = Loggers(setup.config.evaluation.loggers, out)
+            loggers.config(setup.config.to_dict())
         with translated_failures(world):
-            _train_epochs(setup, out, history, show_progress, log_epochs, loggers)
+            train_epochs(setup, out, show_progress, log_epochs, loggers)
     except BaseException as error:
         if world.main and not resume and not (out / CHECKPOINT).is_file():
             shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing behind
@@ -280,128 +384,6 @@ def train(
     finally:
         if loggers is not None:
             loggers.close()
-    return {**summarize(history), "unreadable_images": len(setup.pipeline.unreadable)}
-
-
-def _train_epochs(
-    setup: Setup,
-    out: Path,
-    history: list[dict[str, float]],
-    show_progress: bool,
-    log_epochs: bool,
-    loggers: Logger | None,
-) -> None:
-    config, data, model = setup.config, setup.data, setup.model
-    world = setup.step.world
-    optim = config.optim
-    assert optim.lr is not None and optim.epochs is not None
-    steps = setup.method.num_batches()
-    lr, total = optim.lr, steps * optim.epochs
-    monitored = _monitored(data)
-    k = min(config.evaluation.k, len(monitored) - 1)
-    labelled = setup.method.labelled_only()
-    triplets: dict[int, np.ndarray] = {}  # by the number of readable test samples
-
-    def test_triplets(labels: np.ndarray) -> np.ndarray:
-        if len(labels) not in triplets:
-            triplets[len(labels)] = fixed_test_triplets(
-                labels, config.evaluation.test_triplets, optim.seed
-            )
-        return triplets[len(labels)]
-
-    def schedule(epoch: int, step: int) -> float:
-        if optim.lr_schedule == "plateau":
-            return plateau_lr(lr, [row["loss"] for row in history], optim.min_lr_fraction)
-        if optim.lr_schedule == "step":
-            return step_lr(lr, epoch, optim.milestones)
-        return cosine_lr(lr, (epoch * steps + step) / total, optim.min_lr_fraction)
-
-    def labelled_error(test: Embedded) -> float:
-        """Test error of 1-NN to the labelled training samples (the few-label papers' figure)."""
-        assert labelled is not None
-        pipeline = setup.pipeline
-        train = embed_split(
-            model,
-            data.train.take(labelled),
-            pipeline.evaluation_prepare,
-            pipeline.device,
-            pipeline.workers,
-        )
-        return 1.0 - knn_accuracy(train.embeddings, train.labels, test.embeddings, test.labels, 1)
-
-    def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
-        if loggers is None:  # not rank 0: it alone evaluates and writes
-            history.append({"epoch": epoch + 1, **row, "test_triplet_error": math.nan})
-            return
-        pipeline = setup.pipeline
-        test = embed_split(
-            model, monitored, pipeline.evaluation_prepare, pipeline.device, pipeline.workers
-        )
-        row = {
-            "epoch": epoch + 1,
-            "loss": row["loss"],
-            "train_triplet_error": row.get("triplet_error", math.nan),
-            "test_triplet_error": triplet_error(test.embeddings, test_triplets(test.labels)),
-            "test_knn_accuracy": knn_leave_one_out_accuracy(test.embeddings, test.labels, k),
-            **({} if labelled is None else {"test_labelled_1nn_error": labelled_error(test)}),
-            "lr": row["lr"],
-            "seconds": row["seconds"],
-            "images": row["images"],
-            "unreadable_images": len(pipeline.unreadable),
-        }
-        history.append(row)
-        loggers.epoch(row)
-        save_checkpoint(
-            out / CHECKPOINT,
-            model,
-            setup.optimizer,
-            {
-                "epoch": epoch + 1,
-                "history": history,
-                "spec": setup.spec.to_dict(),
-                **setup.step.state(),
-            },
-            setup.method.learned(),
-        )
-        write_json_atomic(out / HISTORY, history)
-        if log_epochs:
-            tqdm.write(
-                f"epoch {epoch + 1}/{optim.epochs}  loss {row['loss']:.4f}  "
-                f"train triplet error {row['train_triplet_error']:.4f}  "
-                f"test triplet error {row['test_triplet_error']:.4f}  "
-                f"test {k}-NN accuracy {row['test_knn_accuracy']:.4f}"
-                + few_labels(row)
-                + f"  ({row['seconds']:.1f} s)"
-            )
-
-    fit(
-        setup.step,
-        setup.pipeline,
-        range(len(history), optim.epochs),
-        schedule,
-        on_epoch_end,
-        optim.seed,
-        show_progress and world.main,
-        on_steps=None if loggers is None else loggers.steps,
-    )
-    if world.main:
-        save_checkpoint(
-            out / MODEL, model, None, {"spec": setup.spec.to_dict(), "dataset": config.data.dataset}
-        )
-
-
-def _monitored(data: DatasetSplits) -> Any:
-    """The test samples embedded after each epoch: all, or MONITORED evenly spaced ones."""
-    test = data.test
-    if len(test) <= MONITORED:
-        return test
-    return test.take(np.linspace(0, len(test) - 1, MONITORED).astype(np.int64))
-
-
-def few_labels(row: dict[str, Any]) -> str:
-    """The epoch log's 1-NN error to the labelled samples, in few-label runs."""
-    error = row.get("test_labelled_1nn_error")
-    return "" if error is None else f"  test error of 1-NN to the labelled {error:.4f}"
 
 
 def summarize(history: list[dict[str, float]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ run continues exactly the same schedule."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 
 def cosine_lr(base_lr: float, progress: float, min_fraction: float) -> float:
@@ -29,3 +30,26 @@ def step_lr(base_lr: float, epoch: int, milestones: list[int]) -> float:
     milestones from 1, as in the authors' Lua regimes: with milestones 30, 60, 90, 120 and
     base 0.1, epochs 1-29 train at 0.1, epoch 30 is the first at 0.01, ..., 120 on at 1e-5."""
     return base_lr * 0.1 ** sum(epoch + 1 >= milestone for milestone in milestones)
+
+
+def lr_schedule(
+    kind: str,
+    base_lr: float,
+    steps: int,
+    epochs: int,
+    min_fraction: float,
+    milestones: Sequence[int] = (),
+    losses: Callable[[], list[float]] = list,
+) -> Callable[[int, int], float]:
+    """``schedule(epoch, step)`` for ``fit``: ``kind`` cosine (over ``epochs`` of ``steps``),
+    plateau (on the epoch ``losses`` so far) or step (at the ``milestones``)."""
+    total = steps * epochs
+
+    def schedule(epoch: int, step: int) -> float:
+        if kind == "plateau":
+            return plateau_lr(base_lr, losses(), min_fraction)
+        if kind == "step":
+            return step_lr(base_lr, epoch, list(milestones))
+        return cosine_lr(base_lr, (epoch * steps + step) / total, min_fraction)
+
+    return schedule

@@ -6,9 +6,8 @@ older ``tripletnet train --loss ...`` means the same).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -20,51 +19,17 @@ from ...comparison import pair_masks
 from ...distances import pairwise_euclidean
 from ...errors import TripletnetError
 from ...losses.batch_all import batch_all_hinge, count_triplets
+from ...losses.catalogue import LOSSES, loss_names
+from ...mining.catalogue import MINERS, miners_of
 from ...runs.options import check_count, check_range, option
 from ...sampling import PKSampler
 from ..mixup import MIXUP_WHERE, embed_and_mix, feature_split
 from . import register
 from .base import Method, MethodContext, Statistics
 
-# each takes ``miner=`` and rejects a miner of the wrong kind itself
-LOSSES: dict[str, Callable[..., losses.MetricLoss]] = {
-    "triplet-margin": losses.TripletMarginLoss,
-    "triplet-soft-margin": partial(losses.TripletMarginLoss, soft_margin=True),
-    "distance-ratio": losses.DistanceRatioTripletLoss,
-    "contrastive": losses.ContrastiveLoss,
-    "lifted-structure": losses.LiftedStructureLoss,
-    "ntxent": losses.NTXentLoss,
-    "npair": losses.NPairLoss,
-    "supcon": losses.SupConLoss,
-    "multi-similarity": losses.MultiSimilarityLoss,
-    "circle": losses.CircleLoss,
-    "snr-contrastive": losses.SNRContrastiveLoss,
-}
-# losses with learned per-class vectors: built for (num_classes, embedding_dim), trained with the net
-PROXY_LOSSES: dict[str, Callable[[int, int], losses.MetricLoss]] = {
-    "arcface": losses.ArcFaceLoss,
-    "cosface": losses.CosFaceLoss,
-    "proxy-nca": losses.ProxyNCALoss,
-    "proxy-anchor": losses.ProxyAnchorLoss,
-    "elasticface-arc": losses.ElasticArcFaceLoss,
-    "elasticface-cos": losses.ElasticCosFaceLoss,
-    "elasticface-arc-plus": partial(losses.ElasticArcFaceLoss, sigma=0.0175, plus=True),
-    "elasticface-cos-plus": partial(losses.ElasticCosFaceLoss, sigma=0.02, plus=True),
-}
-LOSS_NAMES = (*LOSSES, *PROXY_LOSSES)
-MINERS: dict[str, type[mining.Miner]] = {
-    "batch-all": mining.BatchAllMiner,
-    "batch-hard": mining.BatchHardMiner,
-    "semi-hard": mining.SemiHardMiner,
-    "easy-positive": mining.EasyPositiveMiner,
-    "distance-weighted": mining.DistanceWeightedMiner,
-    "multi-similarity": mining.MultiSimilarityMiner,
-    "pair-margin": mining.PairMarginMiner,
-}
+LOSS_NAMES = loss_names()
 SAMPLERS = ("pk", "random")
-MIXUP_LOSSES = ("contrastive", "multi-similarity", "proxy-anchor")  # the losses Metrix mixes
-# losses on cosine similarity: a run trained with one L2-normalises its embeddings
-COSINE_LOSSES = ("ntxent", "supcon", "multi-similarity", "circle", *PROXY_LOSSES)
+MIXUP_LOSSES = loss_names(lambda loss: loss.mixable)  # the losses Metrix mixes
 
 
 def build_loss(
@@ -72,25 +37,25 @@ def build_loss(
 ) -> losses.MetricLoss:
     """The loss named ``loss`` with the miner named ``miner`` (None: the loss's own tuples);
     a proxy loss gets ``num_classes`` proxies of ``embedding_dim``."""
-    if loss not in LOSS_NAMES:
+    if loss not in LOSSES:
         raise TripletnetError(f"unknown --loss {loss!r}; choose one of: {', '.join(LOSS_NAMES)}")
     if miner is not None and miner not in MINERS:
         raise TripletnetError(f"unknown --miner {miner!r}; choose one of: {', '.join(MINERS)}")
-    if loss in PROXY_LOSSES:
+    named = LOSSES[loss]
+    if named.loss.needs_num_classes:
         if miner is not None:
             raise TripletnetError(
                 f"--loss {loss} compares samples with proxies; it takes no --miner"
             )
-        return PROXY_LOSSES[loss](num_classes, embedding_dim)
+        return named.build(None, num_classes, embedding_dim)
     chosen = None if miner is None else MINERS[miner]()
     try:
-        return LOSSES[loss](miner=chosen)
+        return named.build(chosen)
     except InvalidInputError:  # the loss refused the kind of miner: name the ones it takes
         kind = mining.PairMiner if isinstance(chosen, mining.TripletMiner) else mining.TripletMiner
-        options = [name for name, miner_class in MINERS.items() if issubclass(miner_class, kind)]
         raise TripletnetError(
             f"--loss {loss} takes a {'pair' if kind is mining.PairMiner else 'triplet'} miner; "
-            f"choose --miner from: {', '.join(options)}"
+            f"choose --miner from: {', '.join(miners_of(kind))}"
         ) from None
 
 
@@ -165,9 +130,17 @@ class BatchMining(Method):
             raise TripletnetError(
                 f"--method batch-mining needs --loss NAME; choose one of: {', '.join(LOSS_NAMES)}"
             )
-        build_loss(options.loss, options.miner)
+        loss = build_loss(options.loss, options.miner)
         check_count("classes-per-batch", options.classes_per_batch)
         check_count("samples-per-class", options.samples_per_class)
+        if options.sampler == "pk" and options.samples_per_class < 2 and loss.needs_positive_pairs:
+            proxies = ", ".join(loss_names(lambda loss: loss.needs_num_classes))
+            raise TripletnetError(
+                f"--loss {options.loss} learns from pairs of samples of the same class, and "
+                f"--samples-per-class {options.samples_per_class} puts one sample of each class "
+                "in a P x K batch, so it has none: give --samples-per-class 2 or more, or a loss "
+                f"that compares samples with learned class vectors ({proxies})"
+            )
         check_count("steps-per-epoch", options.steps_per_epoch)
         check_range("--tcm-weight", options.tcm_weight)
         check_range("--energy-weight", options.energy_weight)
@@ -180,7 +153,8 @@ class BatchMining(Method):
 
     @classmethod
     def metric(cls, options: BatchMiningOptions) -> str:
-        return "cosine" if options.loss in COSINE_LOSSES else "euclidean"
+        named = LOSSES.get(options.loss or "")
+        return "cosine" if named is not None and named.loss.cosine else "euclidean"
 
     def check(self, model: nn.Module) -> None:
         if self.options.mixup == "feature":

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...data.catalogue import facts
 from ...distances import euclidean
 from ...losses import distance_ratio_loss, pair_contrastive_loss
 from ...runs.options import check_count, check_range, option
@@ -23,11 +24,11 @@ from . import register
 from .base import Method, MethodContext, Statistics
 
 MAX_TRIPLETS = 100_000_000  # an epoch's (N, 3) int64 indices take 2.4 GB
-TRIPLETS_PER_EPOCH = {"digits": 12_800, "cifar10": 640_000}  # others: 64,000
 
 
 def default_triplets(dataset: str) -> dict[str, Any]:
-    return {"triplets_per_epoch": TRIPLETS_PER_EPOCH.get(dataset, 64_000)}
+    """The dataset's triplets per epoch (its record in data/catalogue.py)."""
+    return {"triplets_per_epoch": facts(dataset).triplets_per_epoch}
 
 
 @dataclass
