@@ -39,7 +39,8 @@ def from_dataset(
     limit: int | None = None,
 ) -> Collection:
     """A split of a dataset (a built-in name or a folder/CSV/npz path): its labels, sources
-    (``NAME:SPLIT:ROW``, or the file's path for image files) and thumbnails. The run's own
+    (``NAME:SPLIT:ROW``, or for image files the file's path relative to the dataset's folder,
+    so no path of the machine that indexed them is served) and thumbnails. The run's own
     dataset is read as the run read it (image size, split); unreadable files are left out."""
     config = embedder.run.config
     if data_dir is None and name == config.data.dataset:  # where and how the run found it
@@ -65,12 +66,22 @@ def from_dataset(
         vectors=embedded.embeddings,
         labels=[int(y) for y in embedded.labels],
         sources=[
-            str(files.path(int(row))) if files is not None else f"{name}:{split}:{row}"
+            _relative(files.path(int(row)), name) if files is not None else f"{name}:{split}:{row}"
             for row in embedded.kept
         ],
         thumbnails=embedder.thumbnails(np.asarray(part.x[embedded.kept])) if pictures else None,
         class_names=data.class_names,
     )
+
+
+def _relative(path: Path, dataset: str) -> str:
+    """An image file's path relative to its dataset: the folder, or the CSV list's folder."""
+    root = Path(dataset)
+    root = (root if root.is_dir() else root.parent).resolve()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:  # a built-in dataset's files, or a path the source allowed elsewhere
+        return Path(path).name
 
 
 def from_images(embedder: Embedder, folder: Path) -> Collection:
