@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 import numpy as np
@@ -70,18 +71,27 @@ def fit_linear_probe(
         return _fit(as_rows(x, device).to(dtype), np.asarray(y), c, max_iter, device, dtype)
 
 
+_THREADS_LOCK = Lock()
+_held: list[int] = []  # the thread count to restore, while a fit holds one thread
+
+
 @contextmanager
 def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """torch's CPU work on one thread inside (module docstring); other devices as they are."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    """torch's CPU work on one thread inside (module docstring); other devices as they are.
+    Fits in several Python threads at once restore the count once the last one ends."""
+    if device.type != "cpu":
         yield
         return
-    torch.set_num_threads(1)
+    with _THREADS_LOCK:
+        _held.append(_held[0] if _held else torch.get_num_threads())
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _THREADS_LOCK:
+            threads = _held.pop()
+            if not _held:
+                torch.set_num_threads(threads)
 
 
 def _fit(
