@@ -150,6 +150,11 @@ def test_help_and_completion_import_no_command_and_no_torch() -> None:
     assert "plain,train" in done.stdout.splitlines() and done.stderr.strip() == "[]", done.stderr
     done = _process(REPORT_MODULES + "from tripletnet.cli import main; main(['search', '--help'])")
     assert "--json" in done.stdout and "'torch'" not in done.stderr, done.stderr
+    for command in ("train", "pretrain"):  # their options come from torch-free dataclasses
+        done = _process(
+            REPORT_MODULES + f"from tripletnet.cli import main; main([{command!r}, '--help'])"
+        )
+        assert "--method" in done.stdout and "'torch'" not in done.stderr, done.stderr
 
 
 class _Terminal(io.StringIO):

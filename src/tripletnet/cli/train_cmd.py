@@ -1,7 +1,7 @@
 """``tripletnet train`` and ``tripletnet pretrain``: train, evaluate, write the run folder.
 
 Their options are made from the configuration's dataclasses (``runs.config`` and each method's
-``Options``), so the flags, ``--config run.toml`` and config.json share one set of names,
+``Options``, in ``training.method_options``: no torch is imported for --help), so the flags, ``--config run.toml`` and config.json share one set of names,
 defaults and help texts. Only the options given on the command line override the ``--config``
 file (or a resumed run's saved configuration).
 """
@@ -14,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,11 +22,13 @@ from ..files import read_json_object, read_toml
 from ..runs.config import SECTIONS
 from ..runs.options import Flag, flags
 from ..text import plural
-from ..training import METHODS, TrainConfig
-from ..training.config import own_data_summary
-from ..training.methods import Method
+from ..training.method_options import BUILT_IN, MethodFacts
+from ..training.own_data import own_data_summary
 from .options import out_parameter
 from .trust import trust_parameter
+
+if TYPE_CHECKING:  # torch: imported when a command runs, not for its --help
+    from ..training import TrainConfig
 
 
 def _json_table(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -59,7 +61,7 @@ def click_option(flag: Flag) -> click.Option:
     return click.Option(names, type=kind, default=None, help=flag.help + default, callback=callback)
 
 
-def method_flags(methods: Iterable[type[Method]]) -> list[Flag]:
+def method_flags(methods: Iterable[MethodFacts]) -> list[Flag]:
     """The options of these methods, each name once, its help saying which methods take it."""
     seen: dict[str, Flag] = {}
     takers: dict[str, list[str]] = {}
@@ -73,7 +75,7 @@ def method_flags(methods: Iterable[type[Method]]) -> list[Flag]:
     ]
 
 
-def training_options(methods: list[type[Method]], default_method: str) -> list[click.Option]:
+def training_options(methods: list[MethodFacts], default_method: str) -> list[click.Option]:
     """Every option of a training command: the sections', --method, and the methods'."""
     choices = [method.name for method in methods]
     method = click.Option(
@@ -115,6 +117,8 @@ def command_options() -> list[click.Option]:
 
 def read_config_file(path: Path) -> TrainConfig:
     """A --config file: TOML, or JSON (a run's config.json)."""
+    from ..training import TrainConfig
+
     if path.suffix.lower() == ".json":
         return TrainConfig.from_dict(read_json_object(path), str(path))
     return TrainConfig.from_dict(read_toml(path), str(path))
@@ -124,6 +128,7 @@ def run_training(base: TrainConfig | None, options: dict[str, Any]) -> None:
     """What train and pretrain do once their options are parsed: the library's
     ``train_and_evaluate``, and what it reports, printed."""
     from ..evaluation.report import result_table
+    from ..training import TrainConfig
     from ..training.job import train_and_evaluate
     from ..training.run import saved_config
 
@@ -184,7 +189,7 @@ def command_line() -> str:
 def training_command(
     name: str,
     help: str,
-    methods: list[type[Method]],
+    methods: list[MethodFacts],
     base: Callable[[], TrainConfig | None],
     default_method: str,
 ) -> click.Command:
@@ -204,18 +209,26 @@ train_command = training_command(
     "train",
     "Train an embedding net, evaluate it, write a run folder.\n\nOn a built-in dataset or your "
     "own (a folder of class subfolders, a CSV or an npz); the run folder holds a report and plots.",
-    list(METHODS.values()),
+    list(BUILT_IN),
     lambda: None,
     f"triplet for the built-in datasets; for your own data {own_data_summary()}",
 )
 
-PRETRAINING = [method for method in METHODS.values() if method.pretraining]
+PRETRAINING = [method for method in BUILT_IN if method.pretraining]
+
+
+def _pretraining_config() -> TrainConfig:
+    from ..training import TrainConfig
+
+    return TrainConfig.from_options(method=PRETRAINING[0].name, lr=0.1, lr_schedule="plateau")
+
+
 pretrain_command = training_command(
     "pretrain",
     "Learn an embedding net without labels (spatial contrasting).\n\nIt is evaluated and "
     "written to a run folder; fine-tune the result with `tripletnet train --init RUN`. The "
     "paper's optimisation: SGD from lr 0.1, divided by 10 when the loss stops falling.",
     PRETRAINING,
-    lambda: TrainConfig.from_options(method=PRETRAINING[0].name, lr=0.1, lr_schedule="plateau"),
+    _pretraining_config,
     PRETRAINING[0].name,
 )

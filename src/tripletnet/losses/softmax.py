@@ -84,3 +84,6 @@ class SupConLoss(SoftmaxLoss):
         positive_sum = torch.where(masks.positive, logits, 0.0).sum(dim=1)
         terms = everyone[anchors] - positive_sum[anchors] / count[anchors]
         return reduce(terms, self.reduction)
+
+
+InfoNCELoss = NTXentLoss  # the same loss under its other name

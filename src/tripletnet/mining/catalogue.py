@@ -1,7 +1,9 @@
 """The miners by the names ``tripletnet train --miner`` takes.
 
 Whether a miner yields triplets or pairs is its class (:class:`~tripletnet.mining.TripletMiner`
-or :class:`~tripletnet.mining.PairMiner`); adding one to the command line is one line here.
+or :class:`~tripletnet.mining.PairMiner`); adding one to the command line is one line here. The
+classes are imported when first looked up, so the names alone (``--miner``'s choices) need no
+torch.
 
 >>> sorted(MINERS)[:2]
 ['batch-all', 'batch-hard']
@@ -9,25 +11,43 @@ or :class:`~tripletnet.mining.PairMiner`); adding one to the command line is one
 
 from __future__ import annotations
 
-from .base import Miner
-from .pairs import MultiSimilarityMiner, PairMarginMiner
-from .triplets import (
-    BatchAllMiner,
-    BatchHardMiner,
-    DistanceWeightedMiner,
-    EasyPositiveMiner,
-    SemiHardMiner,
-)
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-MINERS: dict[str, type[Miner]] = {
-    "batch-all": BatchAllMiner,
-    "batch-hard": BatchHardMiner,
-    "semi-hard": SemiHardMiner,
-    "easy-positive": EasyPositiveMiner,
-    "distance-weighted": DistanceWeightedMiner,
-    "multi-similarity": MultiSimilarityMiner,
-    "pair-margin": PairMarginMiner,
-}
+from ..lazy import resolve
+
+if TYPE_CHECKING:
+    from .base import Miner
+
+
+class _Miners(Mapping[str, "type[Miner]"]):
+    """Names -> miner classes, each class imported when first looked up."""
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self.where = where  # name -> "module:Class"
+
+    def __getitem__(self, name: str) -> type[Miner]:
+        miner: type[Miner] = resolve(self.where[name], __package__)
+        return miner
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.where)
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+
+MINERS: Mapping[str, type[Miner]] = _Miners(
+    {
+        "batch-all": ".triplets:BatchAllMiner",
+        "batch-hard": ".triplets:BatchHardMiner",
+        "semi-hard": ".triplets:SemiHardMiner",
+        "easy-positive": ".triplets:EasyPositiveMiner",
+        "distance-weighted": ".triplets:DistanceWeightedMiner",
+        "multi-similarity": ".pairs:MultiSimilarityMiner",
+        "pair-margin": ".pairs:PairMarginMiner",
+    }
+)
 
 
 def miners_of(kind: type[Miner]) -> list[str]:

@@ -21,39 +21,13 @@ from ..models import WITH_LAYER_OPTIONS, check_layer_options, is_backbone_model
 from ..models.choice import architecture_for
 from ..runs.config import SECTIONS, RunConfig
 from .methods import METHODS, method_class, methods_taking, typed_options
+from .own_data import OWN_DATA_DEFAULTS, OWN_DATA_METHOD_OPTIONS
 from .tracking import check_loggers
 
 RESUMABLE = ("epochs", "device", "workers")  # what --resume may change
-# The defaults that train well on each dataset are its record in data/catalogue.py (epochs, lr,
-# embedding_dim). Backbone models (resnets, timm, your own) start at lr 0.01.
-# Your own data (a folder, CSV or npz: any dataset that is not built in), with no --method:
-# batch mining, which beat pytorch-metric-learning's MNIST example on MNIST as an image folder in
-# less time (docs/peer-pml.md). The net is chosen from the samples' shape (models/choice.py).
-# The rest applies to this loss; ``--method triplet`` (the paper's) or another loss takes
-# mnist's epochs and lr, as before.
-OWN_DATA_DEFAULTS: dict[str, Any] = {
-    "method": "batch-mining",
-    "loss": "triplet-margin",  # the method's options, when it is the method chosen here
-    "miner": "semi-hard",
-    "epochs": 3,  # the optimisation, for own data trained by batch mining
-    "lr": 0.05,
-    "metric": "cosine",  # in Euclidean space, semi-hard mining collapsed the embeddings to a point
-    "final_relu": False,  # the paper nets' last ReLU: all-zero embeddings, and no gradient, in tries
-}
-OWN_DATA_METHOD_OPTIONS = ("loss", "miner")
 SECTION_OF = {
     item.name: section for section, kind in SECTIONS.items() for item in dataclasses.fields(kind)
 }
-
-
-def own_data_summary() -> str:
-    """Your own data's defaults in words, for --help and the docs."""
-    d = OWN_DATA_DEFAULTS
-    return (
-        f"{d['method']} with --loss {d['loss']} --miner {d['miner']} --metric {d['metric']} "
-        f"--no-final-relu, {d['epochs']} epochs from lr {d['lr']:g}, and the net chosen from "
-        "the samples' shape (docs/own-data.md)"
-    )
 
 
 def is_own_data(dataset: str) -> bool:

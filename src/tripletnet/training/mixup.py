@@ -15,8 +15,8 @@ from torch import nn
 from ..errors import TripletnetError
 from ..losses.metrix import MixPairs, mix
 from ..models.heads import EmbeddingModel
+from .method_options import MIXUP_WHERE
 
-MIXUP_WHERE = ("input", "feature", "embedding")
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 Part = Callable[[torch.Tensor], torch.Tensor]

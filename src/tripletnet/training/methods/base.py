@@ -19,6 +19,7 @@ from torch import nn
 
 from ...data import DatasetSplits
 from ...distances import pairwise_euclidean
+from ..method_options import MethodFacts
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ Statistics = dict[str, torch.Tensor]  # name -> a 0-d tensor on the device (the 
 
 class Method(ABC):
     """A training method. Subclasses set ``name``, ``Options`` (a dataclass of
-    ``runs.options.option`` fields) and ``description``, and register with
-    ``training.methods.register``."""
+    ``runs.options.option`` fields) and ``description``, or take them from a
+    ``MethodFacts`` (``class M(Method, facts=...)``, as the built-in ones do), and register
+    with ``training.methods.register``."""
 
     name: ClassVar[str]
     Options: ClassVar[type]
@@ -52,6 +54,12 @@ class Method(ABC):
     pretraining: ClassVar[bool] = False  # learns without labels (tripletnet pretrain)
     groups: ClassVar[int] = 1  # a batch is this many equal blocks (3: anchors|positives|negatives)
     distributed: ClassVar[bool] = True  # its loss calls model(inputs) once (torchrun can split it)
+
+    def __init_subclass__(cls, facts: MethodFacts | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if facts is not None:
+            cls.name, cls.description = facts.name, facts.description
+            cls.Options, cls.pretraining = facts.Options, facts.pretraining
 
     def __init__(self, options: Any, context: MethodContext) -> None:
         self.options = options

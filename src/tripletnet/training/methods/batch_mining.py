@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,15 +20,18 @@ from ...errors import TripletnetError
 from ...losses.batch_all import batch_all_hinge, count_triplets
 from ...losses.catalogue import LOSSES, loss_names
 from ...mining.catalogue import MINERS, miners_of
-from ...runs.options import check_count, check_range, option
+from ...runs.options import check_count, check_range
 from ...sampling import PKSampler
-from ..mixup import MIXUP_WHERE, embed_and_mix, feature_split
+from ..method_options import BATCH_MINING, LOSS_NAMES, MIXUP_LOSSES, BatchMiningOptions
+from ..mixup import embed_and_mix, feature_split
 from . import register
 from .base import Method, MethodContext, Statistics
 
-LOSS_NAMES = loss_names()
-SAMPLERS = ("pk", "random")
-MIXUP_LOSSES = loss_names(lambda loss: loss.mixable)  # the losses Metrix mixes
+if loss_names(lambda loss: loss.mixable) != MIXUP_LOSSES:  # the list --help shows, checked
+    raise RuntimeError(
+        "training.method_options.MIXUP_LOSSES must list the losses whose class is mixable: "
+        f"{loss_names(lambda loss: loss.mixable)}"
+    )
 
 
 def build_loss(
@@ -59,43 +61,10 @@ def build_loss(
         ) from None
 
 
-@dataclass
-class BatchMiningOptions:
-    loss: str | None = option(
-        None, "Batch-mining loss (with --method batch-mining).", choices=LOSS_NAMES
-    )
-    miner: str | None = option(None, "Miner for --loss (default: none).", choices=tuple(MINERS))
-    sampler: str = option(
-        "pk", "Batches for --loss: pk (P classes x K samples) or random.", choices=SAMPLERS
-    )
-    classes_per_batch: int | None = option(None, "P (pk; default: 16, or every class when fewer).")
-    samples_per_class: int = option(8, "K (pk).")
-    tcm_weight: float = option(
-        0.0, "Weight of the threshold-consistent margin regulariser (Zhang et al. 2024); 0: off."
-    )
-    energy_weight: float = option(
-        0.0, "Weight of the energy-confusion regulariser (Chen & Deng 2019); 0: off."
-    )
-    mixup: str | None = option(
-        None,
-        "Metrix mixup (Venkataramanan et al. 2022) of inputs, features or embeddings, for --loss "
-        f"{', '.join(MIXUP_LOSSES)}.",
-        choices=MIXUP_WHERE,
-    )
-    mixup_weight: float = option(1.0, "Weight of the mixed loss (with --mixup).")
-    steps_per_epoch: int | None = option(
-        None, "At most this many batches an epoch (default: a pass over the data)."
-    )
-
-
 @register
-class BatchMining(Method):
+class BatchMining(Method, facts=BATCH_MINING):
     """One forward pass per batch of P x K (or random) samples; the loss mines the tuples
     from the batch's distance matrix (``tripletnet train --method batch-mining --loss ...``)."""
-
-    name = "batch-mining"
-    Options = BatchMiningOptions
-    description = "Any loss of tripletnet.losses on P x K batches, with an optional miner."
 
     def __init__(self, options: BatchMiningOptions, context: MethodContext) -> None:
         super().__init__(options, context)

@@ -8,7 +8,6 @@ baseline, Hadsell et al.'s contrastive loss on each triplet's two pairs (a-p sim
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,9 @@ from torch import nn
 from ...data.catalogue import facts
 from ...distances import euclidean
 from ...losses import distance_ratio_loss, pair_contrastive_loss
-from ...runs.options import check_count, check_range, option
+from ...runs.options import check_count, check_range
 from ...sampling import RandomTripletSampler
+from ..method_options import SIAMESE, TRIPLET
 from . import register
 from .base import Method, MethodContext, Statistics
 
@@ -29,26 +29,6 @@ MAX_TRIPLETS = 100_000_000  # an epoch's (N, 3) int64 indices take 2.4 GB
 def default_triplets(dataset: str) -> dict[str, Any]:
     """The dataset's triplets per epoch (its record in data/catalogue.py)."""
     return {"triplets_per_epoch": facts(dataset).triplets_per_epoch}
-
-
-@dataclass
-class TripletOptions:
-    triplets_per_epoch: int | None = option(
-        None, "Fresh random triplets per epoch (the paper: 640000; default: the dataset's)."
-    )
-    loss_form: str = option(
-        "mse",
-        "Triplet loss: MSE of the distance softmax against (0, 1), or its NLL.",
-        choices=("mse", "nll"),
-    )
-
-
-@dataclass
-class SiameseOptions:
-    triplets_per_epoch: int | None = option(
-        None, "Fresh random triplets per epoch (the paper: 640000; default: the dataset's)."
-    )
-    margin: float = option(1.0, "Contrastive-loss margin (siamese).")
 
 
 class RandomTriplets(Method):
@@ -95,21 +75,13 @@ class RandomTriplets(Method):
 
 
 @register
-class TripletNetwork(RandomTriplets):
-    name = "triplet"
-    Options = TripletOptions
-    description = "Hoffer & Ailon's Triplet network: distance-ratio loss on random triplets."
-
+class TripletNetwork(RandomTriplets, facts=TRIPLET):
     def criterion(self, d_pos: torch.Tensor, d_neg: torch.Tensor) -> torch.Tensor:
         return distance_ratio_loss(d_pos, d_neg, self.options.loss_form)
 
 
 @register
-class SiameseNetwork(RandomTriplets):
-    name = "siamese"
-    Options = SiameseOptions
-    description = "The paper's Siamese baseline: contrastive loss on each triplet's two pairs."
-
+class SiameseNetwork(RandomTriplets, facts=SIAMESE):
     @classmethod
     def validate(cls, options: Any) -> None:
         super().validate(options)

@@ -8,7 +8,6 @@ both drawn afresh from that class's labelled pool; all go through the net in one
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ from ...errors import TripletnetError
 from ...files import load_npy, save_npy_atomic
 from ...losses.semi_supervised import semi_supervised_loss
 from ...runs import LABELLED
-from ...runs.options import check_count, check_range, option
+from ...runs.options import check_count, check_range
+from ..method_options import SEMI_SUPERVISED, SemiSupervisedOptions
 from . import register
 from .base import Method, MethodContext, Statistics, matched_triplet_error
 
@@ -43,35 +43,13 @@ def labelled_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.
     return np.sort(np.concatenate(chosen))
 
 
-@dataclass
-class SemiSupervisedOptions:
-    labels_per_class: int | None = option(
-        None, "Label only this many seeded samples per class (default: all)."
-    )
-    unlabelled_weight: float = option(
-        1.0, "lambda, the weight of the unlabelled entropy (0: labels alone)."
-    )
-    steps_per_epoch: int | None = option(
-        None, "At most this many batches an epoch (default: a pass over the data)."
-    )
-    labels_seed: int | None = option(
-        None,
-        "Draw the labelled samples with this seed (default: --seed), to vary the "
-        "training seed on the same labels.",
-    )
-
-
 @register
-class SemiSupervised(Method):
+class SemiSupervised(Method, facts=SEMI_SUPERVISED):
     """Batches of [B unlabelled | one labelled input per class | one reference per class].
 
     With ``unlabelled_weight`` 0 the batches hold the labelled part only: the same net trained
     on the labelled samples alone (no unlabelled image reaches it, not even its batch norm).
     """
-
-    name = "semi-supervised"
-    Options = SemiSupervisedOptions
-    description = "Hoffer & Ailon (2016): metric embedding from few labels and unlabelled data."
 
     def __init__(self, options: SemiSupervisedOptions, context: MethodContext) -> None:
         super().__init__(options, context)

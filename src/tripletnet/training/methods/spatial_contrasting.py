@@ -6,7 +6,6 @@ feature map at a chosen layer (see losses/spatial_contrasting.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,35 +16,17 @@ from ...data import DatasetSplits
 from ...errors import TripletnetError
 from ...losses.spatial_contrasting import Pooling, sample_patch_pairs, spatial_contrasting_loss
 from ...models.feature_maps import default_layer, feature_map, patch_positions
-from ...runs.options import check_count, option
+from ...runs.options import check_count
+from ..method_options import SPATIAL_CONTRASTING, SpatialContrastingOptions
 from . import register
 from .base import Method, MethodContext, Statistics, matched_triplet_error
 
 
-@dataclass
-class SpatialContrastingOptions:
-    feature_layer: int | None = option(
-        None,
-        "Contrast the output of the first N layers (default: the last map with room for 2 patches).",
-    )
-    patch_size: int = option(1, "Patch side, in cells of the feature map.")
-    patch_pooling: str = option(
-        "avg", "How a patch's cells become one feature vector.", choices=("avg", "max")
-    )
-    steps_per_epoch: int | None = option(
-        None, "At most this many batches an epoch (default: a pass over the data)."
-    )
-
-
 @register
-class SpatialContrasting(Method):
+class SpatialContrasting(Method, facts=SPATIAL_CONTRASTING):
     """Every epoch, the training images in a fresh order, ``batch_size`` images per batch."""
 
-    name = "spatial-contrasting"
     distributed = False  # embeds feature-map patches, not one model(inputs) call
-    Options = SpatialContrastingOptions
-    description = "Hoffer, Hubara & Ailon (2016): contrast patches of one image's feature map."
-    pretraining = True
 
     def __init__(self, options: SpatialContrastingOptions, context: MethodContext) -> None:
         super().__init__(options, context)
