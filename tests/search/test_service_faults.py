@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -287,6 +287,28 @@ def stop(server: subprocess.Popen[bytes]) -> int | None:
         return None
 
 
+class Served(NamedTuple):
+    port: int
+    log: Path
+    server: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def served(run_dir: Path, index_dir: Path, tmp_path: Path) -> Iterator[Served]:
+    """``tripletnet serve --workers 2`` on a free port, answering, its two workers started;
+    stopped after the test."""
+    port, log = free_port(), tmp_path / "server.log"
+    server = start_server(run_dir, index_dir, port, log)
+    try:
+        wait_healthy(port, server)
+        deadline = time.monotonic() + 60
+        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield Served(port, log, server)
+    finally:
+        stop(server)
+
+
 class Clients:
     """Threads that add items with an Idempotency-Key each, retrying (the same key) on a
     transport error or a 5xx until acknowledged, and record what was acknowledged."""
@@ -341,57 +363,44 @@ def tally(index_dir: Path, acknowledged: list[str]) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_kill_9_of_a_worker_under_load_restarts_it_and_loses_nothing(
-    run_dir: Path, index_dir: Path, tmp_path: Path
+    served: Served, run_dir: Path, index_dir: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "server.log"
-    server = start_server(run_dir, index_dir, port, log)
-    try:
-        wait_healthy(port, server)
-        deadline = time.monotonic() + 60
-        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        workers = children(server.pid)
-        with Clients(port) as clients:
-            time.sleep(2.0)  # under load
-            killed_at = time.monotonic()
-            os.kill(workers[0], signal.SIGKILL)
-        # restarted: a new pid beside the survivor, and the log says so in one line
-        while time.monotonic() < killed_at + 120:
-            now = children(server.pid)
-            if len(now) == 2 and workers[0] not in now and "restarted it" in log.read_text():
-                break
-            time.sleep(0.2)
+    port, log, server = served
+    workers = children(server.pid)
+    with Clients(port) as clients:
+        time.sleep(2.0)  # under load
+        killed_at = time.monotonic()
+        os.kill(workers[0], signal.SIGKILL)
+    # restarted: a new pid beside the survivor, and the log says so in one line
+    while time.monotonic() < killed_at + 120:
         now = children(server.pid)
-        assert len(now) == 2 and workers[0] not in now and workers[1] in now, log.read_text()
-        restarted = [line for line in log.read_text().splitlines() if "restarted it" in line]
-        assert len(restarted) == 1 and f"pid {workers[0]}" in restarted[0]
-        for _ in range(10):  # both workers answer
-            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
-        assert stop(server) == 0
-        lost, duplicated = tally(index_dir, clients.acknowledged)
-        print(
-            f"\nkill -9 of a worker under load: acknowledged {len(clients.acknowledged)}, "
-            f"lost {lost}, duplicated {duplicated}, requests retried {clients.retries}, "
-            f"unanswered {len(clients.unanswered)}"
-        )
-        assert not clients.unanswered and len(clients.acknowledged) == 160
-        assert (lost, duplicated) == (0, 0)
-    finally:
-        stop(server)
+        if len(now) == 2 and workers[0] not in now and "restarted it" in log.read_text():
+            break
+        time.sleep(0.2)
+    now = children(server.pid)
+    assert len(now) == 2 and workers[0] not in now and workers[1] in now, log.read_text()
+    restarted = [line for line in log.read_text().splitlines() if "restarted it" in line]
+    assert len(restarted) == 1 and f"pid {workers[0]}" in restarted[0]
+    for _ in range(10):  # both workers answer
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
+    assert stop(server) == 0
+    lost, duplicated = tally(index_dir, clients.acknowledged)
+    print(
+        f"\nkill -9 of a worker under load: acknowledged {len(clients.acknowledged)}, "
+        f"lost {lost}, duplicated {duplicated}, requests retried {clients.retries}, "
+        f"unanswered {len(clients.unanswered)}"
+    )
+    assert not clients.unanswered and len(clients.acknowledged) == 160
+    assert (lost, duplicated) == (0, 0)
 
 
 @pytest.mark.slow
 def test_kill_9_of_the_parent_takes_the_workers_and_a_restart_works(
-    run_dir: Path, index_dir: Path, tmp_path: Path
+    served: Served, run_dir: Path, index_dir: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "server.log"
-    server = start_server(run_dir, index_dir, port, log)
+    port, log, server = served
     again: subprocess.Popen[bytes] | None = None
     try:
-        wait_healthy(port, server)
-        deadline = time.monotonic() + 60
-        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
         workers = children(server.pid)
         with Clients(port, threads=2, adds=20) as clients:
             time.sleep(1.0)
@@ -426,42 +435,37 @@ def test_kill_9_of_the_parent_takes_the_workers_and_a_restart_works(
 
 @pytest.mark.slow
 def test_sigterm_to_the_parent_drains_and_exits_0(
-    run_dir: Path, index_dir: Path, tmp_path: Path
+    served: Served, run_dir: Path, index_dir: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "server.log"
-    server = start_server(run_dir, index_dir, port, log)
-    try:
-        wait_healthy(port, server)
-        results: list[tuple[str, Any]] = []
+    port, log, server = served
+    results: list[tuple[str, Any]] = []
 
-        def add(part: int) -> None:  # adds, each on a new connection, until refused
-            headers = {"Authorization": f"Bearer {TOKEN}", "Connection": "close"}
-            for n in range(200):
-                source = f"drain-{part}-{n}"
-                try:
-                    answer = httpx.post(f"http://127.0.0.1:{port}/items", headers=headers,
-                                        json={"vector": VECTOR, "source": source}, timeout=60)  # fmt: skip
-                    results.append((source, answer.status_code))
-                except httpx.TransportError as error:
-                    results.append((source, type(error).__name__))
-                    return
+    def add(part: int) -> None:  # adds, each on a new connection, until refused
+        headers = {"Authorization": f"Bearer {TOKEN}", "Connection": "close"}
+        for n in range(200):
+            source = f"drain-{part}-{n}"
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/items", headers=headers,
+                                    json={"vector": VECTOR, "source": source}, timeout=60)  # fmt: skip
+                results.append((source, answer.status_code))
+            except httpx.TransportError as error:
+                results.append((source, type(error).__name__))
+                return
 
-        threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.5)
-        server.send_signal(signal.SIGTERM)
-        for thread in threads:
-            thread.join(timeout=120)
-        assert server.wait(timeout=60) == 0
-        stored = {item.source for item in SearchIndex.load(index_dir).items.values()}
-        answered = [source for source, r in results if r == 201]
-        print(f"\nSIGTERM under load: answers {Counter(str(r) for _, r in results)}")
-        assert all(r in (201, "ConnectError") for _, r in results), results  # none cut off
-        assert answered and set(answered) <= stored
-        assert port_is_free(port)
-    finally:
-        stop(server)
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    server.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert server.wait(timeout=60) == 0
+    stored = {item.source for item in SearchIndex.load(index_dir).items.values()}
+    answered = [source for source, r in results if r == 201]
+    print(f"\nSIGTERM under load: answers {Counter(str(r) for _, r in results)}")
+    assert all(r in (201, "ConnectError") for _, r in results), results  # none cut off
+    assert answered and set(answered) <= stored
+    assert port_is_free(port)
 
 
 @pytest.fixture

@@ -4,13 +4,17 @@ folder."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .engine_options import engine_options, target
+from .engine_options import engine_options
 from .options import out_option
 from .progress import progress_option
 from .trust import trust_option
+
+if TYPE_CHECKING:
+    from ..search.engines import LiveEngine, Target
 
 _folder = click.Path(file_okay=False, path_type=Path)
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -63,7 +67,7 @@ def index_command() -> None:
 )
 @out_option("Index folder to write.", folder=True, required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the index in --out.")
-@engine_options()
+@engine_options("out")
 @trust_option
 @progress_option
 def build_command(
@@ -80,9 +84,7 @@ def build_command(
     refine_store: str | None,
     out: Path,
     overwrite: bool,
-    backend: str,
-    uri: str | None,
-    milvus_token_file: Path | None,
+    engine: Target,
 ) -> None:
     """Embed a collection with RUN_DIR's model and write a searchable index folder.
 
@@ -98,12 +100,11 @@ def build_command(
         raise click.UsageError("--refine re-ranks a compressed index: use it with --kind ivfpq")
     if refine_store is not None and refine is None:
         raise click.UsageError("--refine-store says how --refine keeps vectors: give --refine")
-    if kind == "ivfflat" and backend != "milvus":
+    if kind == "ivfflat" and not engine.milvus:
         raise click.UsageError("--kind ivfflat is a Milvus index: use it with --backend milvus")
-    if refine is not None and backend == "milvus":
+    if refine is not None and engine.milvus:
         raise click.UsageError("--refine: the milvus engine does not re-rank")
-    where = target(out, backend, uri, milvus_token_file)
-    prepare(where, overwrite)
+    prepare(engine, overwrite)
     embedder = Embedder.from_run(run_dir)
     if dataset is not None:
         collection = from_dataset(embedder, dataset, split, data_dir, limit)
@@ -114,7 +115,7 @@ def build_command(
         collection = from_vectors(embedder, vectors, labels)
     params = None if refine is None else {"refine": refine}
     _, index = create_live(
-        where,
+        engine,
         collection,
         dim=embedder.dim,
         kind=kind,
@@ -129,14 +130,9 @@ def build_command(
 
 @index_command.command("info")
 @click.argument("index_dir", type=_folder)
-@engine_options()
-def info_command(
-    index_dir: Path, backend: str, uri: str | None, milvus_token_file: Path | None
-) -> None:
+@engine_options("index_dir", opened=True)
+def info_command(live: LiveEngine) -> None:
     """Print what an index holds and which model made it."""
-    from ..search.engines import open_live
-
-    live = open_live(target(index_dir, backend, uri, milvus_token_file))
     index = live.current()
     model = index.model
     click.echo(f"{len(index)} items, dim {index.dim}, kind {index.kind} {index.params}")
@@ -151,18 +147,9 @@ def info_command(
 @index_command.command("remove")
 @click.argument("index_dir", type=_folder)
 @click.argument("ids", nargs=-1, required=True, type=int)
-@engine_options()
-def remove_command(
-    index_dir: Path,
-    ids: tuple[int, ...],
-    backend: str,
-    uri: str | None,
-    milvus_token_file: Path | None,
-) -> None:
+@engine_options("index_dir", opened=True)
+def remove_command(ids: tuple[int, ...], live: LiveEngine) -> None:
     """Remove items by id; the other ids stay as they are."""
-    from ..search.engines import open_live
-
-    live = open_live(target(index_dir, backend, uri, milvus_token_file))
     removed = live.write(lambda index: index.remove(ids))
     if removed:  # folded into a new version at once; nothing removed: the live version stays
         live.compact()
@@ -171,14 +158,9 @@ def remove_command(
 
 @index_command.command("compact")
 @click.argument("index_dir", type=_folder)
-@engine_options()
-def compact_command(
-    index_dir: Path, backend: str, uri: str | None, milvus_token_file: Path | None
-) -> None:
+@engine_options("index_dir", opened=True)
+def compact_command(live: LiveEngine) -> None:
     """Fold the change log (the service's adds and removals) into a new version."""
-    from ..search.engines import open_live
-
-    live = open_live(target(index_dir, backend, uri, milvus_token_file))
     logged = live.compact()
     index = live.current()
     if live.engine != "faiss":

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..files import load_numeric_npy
-from .engine_options import engine_options, target
+from .engine_options import engine_options
 from .trust import trust_option
 
 if TYPE_CHECKING:
-    from ..search.engines import IndexState
+    from ..search.engines import IndexState, Target
     from ..search.index import Hit
 
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -45,7 +45,7 @@ _file = click.Path(dir_okay=False, exists=True, path_type=Path)
     is_flag=True,
     help="Print one JSON document (the query and, per query, its results) instead of a table.",
 )
-@engine_options()
+@engine_options("index_dir")
 @trust_option
 def search_command(
     index_dir: Path,
@@ -56,9 +56,7 @@ def search_command(
     labels: tuple[int, ...],
     where: tuple[str, ...],
     as_json: bool,
-    backend: str,
-    uri: str | None,
-    milvus_token_file: Path | None,
+    engine: Target,
 ) -> None:
     """Print the K nearest items of an index to a query.
 
@@ -75,7 +73,7 @@ def search_command(
         raise click.UsageError("give exactly one of --image or --vector")
     fields = _where(where)
     chosen = Filter.build(labels or None, fields)
-    index = open_live(target(index_dir, backend, uri, milvus_token_file)).current()
+    index = open_live(engine).current()
     if image is not None:
         if run_dir is None:
             if index.model is None or index.model.run_dir is None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import TripletnetError
-from .engine_options import engine_options, target
+from .engine_options import engine_options
 from .trust import trust_option
+
+if TYPE_CHECKING:
+    from ..search.engines import Target
 
 _folder = click.Path(file_okay=False, path_type=Path)
 
@@ -71,7 +74,7 @@ _folder = click.Path(file_okay=False, path_type=Path)
     "name; repeatable. Without it: the --host address's own names only (docs/search.md).",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
-@engine_options("--milvus-token-file")
+@engine_options("index_dir", "--milvus-token-file")
 @trust_option
 def serve_command(
     run_dir: Path | None,
@@ -88,9 +91,7 @@ def serve_command(
     mmap: bool,
     allowed_hosts: tuple[str, ...],
     access_log: bool,
-    backend: str,
-    uri: str | None,
-    milvus_token_file: Path | None,
+    engine: Target,
 ) -> None:
     """Serve a model and an index over HTTP (page and API).
 
@@ -114,8 +115,7 @@ def serve_command(
     if shared_token:
         click.echo(shared_token, err=True)
     check_exposure(host, token, insecure, protect_reads)
-    where = target(index_dir, backend, uri, milvus_token_file)
-    if where.milvus and workers > 1:
+    if engine.milvus and workers > 1:
         raise TripletnetError("--workers: the milvus engine serves from one process (--workers 1)")
     settings: dict[str, Any] = {
         "run_dir": None if run_dir is None else str(run_dir),
@@ -126,10 +126,10 @@ def serve_command(
         "mmap": mmap,
         "host": host,
         "allowed_hosts": list(allowed_hosts),
-        **where.settings(),
+        **engine.settings(),
     }
     # load once here, so a bad model or index is one error line before any worker starts
-    app = create_app(**settings, access=Access(token, protect_reads), milvus_token=where.token)
+    app = create_app(**settings, access=Access(token, protect_reads), milvus_token=engine.token)
     configure_logging(access_log)
     click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs at /docs)")
     if workers == 1:
