@@ -16,7 +16,7 @@ OWN_DATA_DEFAULTS: dict[str, Any] = {
     "method": "batch-mining",
     "loss": "triplet-margin",  # the method's options, when it is the method chosen here
     "miner": "semi-hard",
-    "epochs": 3,  # the optimisation, for own data trained by batch mining
+    "epochs": 2,  # the optimisation, for own data trained by batch mining (docs/peer-pml.md)
     "lr": 0.05,
     "metric": "cosine",  # in Euclidean space, semi-hard mining collapsed the embeddings to a point
     "final_relu": False,  # the paper nets' last ReLU: all-zero embeddings, and no gradient, in tries
