@@ -17,6 +17,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..checks import check_choice
+from ..metric_names import METRICS
 from .classify import nearest_centroid_correct, vote
 from .clustering import clustering_scores
 from .confidence import bootstrap_cis
@@ -31,7 +32,6 @@ GRID_NEIGHBOURS = 8
 CONCURRENT_DEVICES = ("cpu", "cuda")  # where the search runs in a thread beside the rest (MPS
 # is not documented as safe to drive from two threads)
 T = TypeVar("T")
-METRICS = ("euclidean", "cosine")
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
