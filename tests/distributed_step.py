@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from tripletnet.models import build_model
-from tripletnet.training.distributed import SINGLE, World, start, stop
 from tripletnet.training.methods import MethodContext, method_class, typed_options
 from tripletnet.training.step import Step
+from tripletnet.world import SINGLE, World, start, stop
 
 FEATURES, SAMPLES, CLASSES = 12, 96, 4
 PK = {"loss": None, "classes_per_batch": 4, "samples_per_class": 5}  # 20 samples: 10 + 10

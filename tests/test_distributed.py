@@ -20,7 +20,8 @@ import torch
 from distributed_step import CASES, one_step
 
 from tripletnet.errors import TripletnetError
-from tripletnet.training.distributed import World, gather, world_from_environment
+from tripletnet.training.distributed import gather
+from tripletnet.world import World, world_from_environment
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,7 @@ import torch
 
 from ..models import EmbeddingNet
 from ..runs.config import OptimOptions
-from .distributed import SINGLE, World
+from ..world import SINGLE, World
 from .fit import fit
 from .methods import Method
 from .pipeline import Pipeline

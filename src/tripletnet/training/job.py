@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..world import barrier, stop
 from .config import TrainConfig
-from .distributed import barrier, stop
 from .run import default_workers, join, run_config, train_resolved
 
 

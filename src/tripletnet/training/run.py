@@ -36,17 +36,10 @@ from ..runs import (
     record_command,
 )
 from ..runs.data import load_data
+from ..world import SINGLE, World, barrier, start, translated_failures, world_from_environment
 from .adversarial import AdversarialSettings, AdversarialTraining
 from .assemble import Optimisation, Training, assemble
 from .config import TrainConfig, resumed_config
-from .distributed import (
-    SINGLE,
-    World,
-    barrier,
-    start,
-    translated_failures,
-    world_from_environment,
-)
 from .epochs import train_epochs
 from .fit import TrainingDiverged
 from .methods import Method, MethodContext, method_class

@@ -15,7 +15,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..models import EmbeddingNet
-from .distributed import SINGLE, ShardedNet, World, average_gradients
+from ..world import SINGLE, World
+from .distributed import ShardedNet, average_gradients
 from .methods import Method, Statistics
 
 
