@@ -3,6 +3,9 @@ of each index kind against exact search, and peak memory.
 
     python bench/engines.py --n 100000            # default N: 1,000,000
 
+A run that has not answered within --timeout seconds is stopped and its row says so; Milvus
+Lite, which searches exhaustively in Python, answers --milvus-queries queries (default 20).
+
 Each (engine, kind) runs in its own process (so that its peak resident memory, from
 resource.getrusage, is its own); the exact answers come from faiss.knn in the parent. The
 vectors are Gaussian (seed 0), Euclidean; queries: 1,000 others (--queries), searched in one batch, k=10.
@@ -47,7 +50,7 @@ def data(n: int, queries: int = QUERIES) -> tuple[np.ndarray, np.ndarray]:
 
 def child(engine: str, kind: str, n: int, count: int, truth_file: str) -> dict[str, object]:
     vectors, queries = data(n, count)
-    truth = np.load(truth_file)
+    truth = np.load(truth_file)[:count]  # the first ``count`` queries' exact answers
     started = time.perf_counter()
     if engine == "faiss":
         from tripletnet.search.index import MemoryIndex
@@ -90,6 +93,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="vectors to index")
     parser.add_argument("--queries", type=int, default=QUERIES, help="query vectors")
     parser.add_argument("--only", nargs="*", help="ENGINE:KIND runs (default: all)")
+    parser.add_argument(
+        "--milvus-queries", type=int, default=20, help="queries for the Milvus Lite runs"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds a run may take, at most"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--truth", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -110,10 +119,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         np.save(Path(scratch) / "truth.npy", truth)
         for engine, kind in runs:
-            command = [sys.executable, __file__, "--n", str(args.n), "--queries", str(args.queries),
+            count = args.queries if engine == "faiss" else min(args.queries, args.milvus_queries)
+            command = [sys.executable, __file__, "--n", str(args.n), "--queries", str(count),
                        "--child", f"{engine}:{kind}",
                        "--truth", str(Path(scratch) / "truth.npy")]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True)
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{engine:<7} {kind:<8} stopped: no answer within {args.timeout:g} s")
+                continue
             if done.returncode:
                 print(f"{engine:<7} {kind:<8} failed: {done.stderr.strip().splitlines()[-1:]}")
                 continue

@@ -126,13 +126,14 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_npy(path: str | os.PathLike[str]) -> Any:
+def load_npy(path: str | os.PathLike[str], mapped: bool = False) -> Any:
     """A user's .npy array, never unpickled; a missing, pickled, compressed (.npz) or corrupt
-    file is a TripletnetError that names the file."""
+    file is a TripletnetError that names the file. ``mapped``: memory-mapped, read-only (the
+    rows are read from the file when used)."""
     import numpy as np
 
     try:
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if mapped else None)
     except FileNotFoundError:
         raise TripletnetError(f"{path} does not exist") from None
     except IsADirectoryError:

@@ -56,7 +56,7 @@ def engine_options(
             type=click.Choice(["faiss", "milvus"]),
             default="faiss",
             show_default=True,
-            help="The engine: faiss (an index folder) or milvus (a collection; docs/scaling.md).",
+            help="The engine: faiss (an index folder) or milvus (a collection; docs/milvus.md).",
         )(decorated)
 
     return decorate

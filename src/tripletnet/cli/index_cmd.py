@@ -4,7 +4,7 @@ folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,7 +14,9 @@ from .progress import progress_option
 from .trust import trust_option
 
 if TYPE_CHECKING:
-    from ..search.engines import LiveEngine, Target
+    from ..search import Collection, Embedder
+    from ..search.engines import IndexState, LiveEngine, Target
+    from ..world import World
 
 _folder = click.Path(file_okay=False, path_type=Path)
 _file = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -88,9 +90,11 @@ def build_command(
 ) -> None:
     """Embed a collection with RUN_DIR's model and write a searchable index folder.
 
-    With --backend milvus, --out names the collection to write in the Milvus at --uri."""
-    from ..search import Embedder, from_dataset, from_images, from_vectors
-    from ..search.engines import create_live, prepare
+    With --backend milvus, --out names the collection to write in the Milvus at --uri. Under
+    torchrun every process embeds its share of the items (docs/search.md)."""
+    from ..search.engines import prepare
+    from ..search.parts import join
+    from ..world import stop
 
     if sum(source is not None for source in (dataset, images, vectors)) != 1:
         raise click.UsageError("give exactly one of --dataset, --images or --vectors")
@@ -104,28 +108,107 @@ def build_command(
         raise click.UsageError("--kind ivfflat is a Milvus index: use it with --backend milvus")
     if refine is not None and engine.milvus:
         raise click.UsageError("--refine: the milvus engine does not re-rank")
-    prepare(engine, overwrite)
-    embedder = Embedder.from_run(run_dir)
+    world, device = join()
+    try:
+        if world.main or not engine.milvus:  # Milvus Lite: one process opens a file
+            prepare(engine, overwrite)
+        _build(world, device, run_dir, dataset, split, data_dir, limit, images, vectors, labels,
+               kind, refine, refine_store, out, engine)  # fmt: skip
+    finally:
+        stop()
+
+
+def _build(
+    world: World,
+    device: str,
+    run_dir: Path,
+    dataset: str | None,
+    split: str,
+    data_dir: Path | None,
+    limit: int | None,
+    images: Path | None,
+    vectors: Path | None,
+    labels: Path | None,
+    kind: str,
+    refine: int | None,
+    refine_store: str | None,
+    out: Path,
+    engine: Target,
+) -> None:
+    """``index build`` in the job ``world`` (SINGLE: this process alone): every rank embeds
+    its shard; rank 0 writes the index (Milvus: rank 0 creates it, and every rank of a server's
+    job inserts its shard)."""
+    from ..search import Embedder, from_vectors
+    from ..search.build import dataset_source, images_source
+    from ..search.engines.milvus_job import insert_shards
+    from ..search.parts import Parts, collect_shards, embed_shards
+
+    embedder = Embedder.from_run(run_dir).to(device)
+    settings: dict[str, Any] = {
+        "dim": embedder.dim,
+        "kind": kind,
+        "metric": embedder.metric,
+        "model": embedder.ref,
+        "params": None if refine is None else {"refine": refine},
+    }
+    if vectors is not None:  # nothing to embed: rank 0 alone reads them
+        if world.main:
+            _create(engine, from_vectors(embedder, vectors, labels), embedder, settings,
+                    refine_store, out)  # fmt: skip
+        return
     if dataset is not None:
-        collection = from_dataset(embedder, dataset, split, data_dir, limit)
-    elif images is not None:
-        collection = from_images(embedder, images)
+        source = dataset_source(embedder, dataset, split, data_dir, limit)
     else:
-        assert vectors is not None
-        collection = from_vectors(embedder, vectors, labels)
-    params = None if refine is None else {"refine": refine}
+        assert images is not None
+        source = images_source(embedder, images)
+    if not world.distributed:
+        _create(engine, source.everything(), embedder, settings, refine_store, out)
+        return
+    parts = Parts.beside(_parts_place(engine), source.key)
+    if engine.milvus:
+        embed_shards(world, source, parts)
+        names = list(embedder.run.spec.class_names)
+        live = insert_shards(world, engine, parts, source.count, class_names=names, **settings)
+        if live is not None:
+            _report(live.index, out)
+    else:
+        whole = collect_shards(world, source, parts)
+        if whole is not None:
+            _create(engine, whole, embedder, settings, refine_store, out)
+    if world.main:
+        parts.remove()
+
+
+def _create(
+    engine: Target,
+    collection: Collection,
+    embedder: Embedder,
+    settings: dict[str, Any],
+    refine_store: str | None,
+    out: Path,
+) -> None:
+    from ..search.engines import create_live
+
+    names = collection.class_names or list(embedder.run.spec.class_names)
     _, index = create_live(
-        engine,
-        collection,
-        dim=embedder.dim,
-        kind=kind,
-        metric=embedder.metric,
-        model=embedder.ref,
-        class_names=collection.class_names or list(embedder.run.spec.class_names),
-        params=params,
-        refine_store=refine_store,
+        engine, collection, class_names=names, refine_store=refine_store, **settings
     )
-    click.echo(f"indexed {len(index)} items ({kind}, dim {index.dim}) in {out}")
+    _report(index, out)
+
+
+def _report(index: IndexState, out: Path) -> None:
+    click.echo(f"indexed {len(index)} items ({index.kind}, dim {index.dim}) in {out}")
+
+
+def _parts_place(engine: Target) -> Path:
+    """Where a job keeps its finished parts: beside the index folder, the Milvus Lite file, or
+    (a Milvus server) in the working folder, as COLLECTION.parts."""
+    if not engine.milvus:
+        return Path(engine.location)
+    from ..search.engines.milvus import is_lite
+
+    assert engine.uri is not None
+    return (Path(engine.uri).parent if is_lite(engine.uri) else Path()) / engine.collection
 
 
 @index_command.command("info")

@@ -25,7 +25,7 @@ from ..errors import TripletnetError
 from ..files import read_json, write_json_atomic
 
 CACHE_ENV = "TRIPLETNET_CACHE_DIR"
-CODE_VERSION = "raw-baseline-v3"  # v3: the probe on one CPU thread, constant features left out
+CODE_VERSION = "raw-baseline-v4"  # v4: the probe preconditioned (probe._preconditioner)
 OFF = ("", "0", "off", "none")
 
 

@@ -8,12 +8,15 @@ centroid predicts argmin_c ||x - mu_c||.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 import torch
 
+from ..collective import gathered, summed
+from ..world import SINGLE, World
 from .neighbours import knn_search
 
 Weighting = Literal["majority", "distance"]
@@ -98,10 +101,9 @@ def nearest_centroid_correct(
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     by_class = gallery[np.argsort(inverse, kind="stable")].astype(np.float64)
     sums = np.add.reduceat(by_class, starts, axis=0)
-    centroids = (sums / counts[:, None]).astype(np.float32)
     if not same_set:
-        _, nearest = faiss.knn(np.ascontiguousarray(query), centroids, 1)
-        return np.asarray(classes[nearest[:, 0]] == query_labels)
+        return nearest_centroid_of(query, query_labels, classes, sums, counts)
+    centroids = (sums / counts[:, None]).astype(np.float32)
     predicted = np.empty(len(query), dtype=classes.dtype)
     for start in range(0, len(query), 4096):  # a (chunk, classes) block at a time
         rows = np.arange(start, min(start + 4096, len(query)))
@@ -116,6 +118,40 @@ def nearest_centroid_correct(
         squared[np.arange(len(rows)), own] = np.where(n > 1, ((x - loo) ** 2).sum(1), np.inf)
         predicted[rows] = classes[squared.argmin(axis=1)]
     return np.asarray(predicted == query_labels)
+
+
+def nearest_centroid_of(
+    query: np.ndarray, query_labels: np.ndarray, classes: np.ndarray, sums: Any, counts: Any
+) -> np.ndarray:
+    """Per query: is the nearest centroid mu_c = sums_c / counts_c (each class's gallery rows
+    summed and counted) that of the query's class."""
+    centroids = (np.asarray(sums) / np.asarray(counts)[:, None]).astype(np.float32)
+    _, nearest = faiss.knn(np.ascontiguousarray(query), centroids, 1)
+    return np.asarray(classes[nearest[:, 0]] == query_labels)
+
+
+def class_sums(
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]], dim: int, world: World = SINGLE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes, per-class sums of the rows in float64, per-class counts) of a gallery read as
+    blocks of (rows, labels) of width ``dim``, summed over every process's blocks."""
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for rows, labels in blocks:
+        found, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        by_class = rows[np.argsort(inverse, kind="stable")]
+        totals = np.add.reduceat(by_class, starts, axis=0, dtype=np.float64)
+        for label, total, size in zip(found.tolist(), totals, sizes.tolist(), strict=True):
+            sums[label] = sums[label] + total if label in sums else total
+            counts[label] = counts.get(label, 0) + size
+    everyone = gathered(world, sorted(sums))
+    classes = np.unique(np.concatenate([np.asarray(c, dtype=np.int64) for c in everyone]))
+    local_sums, local_counts = np.zeros((len(classes), dim)), np.zeros(len(classes))
+    at = np.searchsorted(classes, np.asarray(sorted(sums), dtype=np.int64))
+    for row, label in zip(at.tolist(), sorted(sums), strict=True):
+        local_sums[row], local_counts[row] = sums[label], counts[label]
+    return classes, summed(world, local_sums), summed(world, local_counts)
 
 
 def _flat(x: np.ndarray) -> np.ndarray:

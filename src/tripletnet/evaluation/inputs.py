@@ -25,6 +25,8 @@ def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number):
         raise EvaluationInputError(f"{name} must be numeric; got dtype {array.dtype}")
     array = np.ascontiguousarray(array, dtype=np.float32)
+    if not array.flags.writeable:  # e.g. memory-mapped: torch wants arrays it may write
+        array = array.copy()
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)

@@ -63,6 +63,27 @@ def knn_chunks(
     distances and gallery rows of the ``k`` nearest gallery items, nearest first, on the
     queries' device."""
     _check(queries.shape, gallery.shape, k, exclude_self)
+    offset = 0 if exclude_self else None
+    for rows, values, ids in partial_chunks(queries, gallery, k, offset, chunk_size):
+        yield rows, squared_distances(values, queries[rows]), ids
+
+
+def squared_distances(partial: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """d^2 = (||g||^2 - 2 q.g) + ||q||^2, clamped at 0 (``partial_chunks``'s scores)."""
+    return (partial + (queries * queries).sum(1, keepdim=True)).clamp_(min=0.0)
+
+
+def partial_chunks(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    k: int,
+    self_offset: int | None = None,
+    chunk_size: int | None = None,
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """``knn_chunks`` before ||q||^2 is added: (rows, ||g||^2 - 2 q.g, ids) of the ``k``
+    smallest (``k`` at most the gallery's rows), the ranking scores. ``self_offset``: the
+    gallery is the query rows from this one on, and query i never retrieves its own row, column
+    i - self_offset (None: no query is in the gallery)."""
     gallery_norms = (gallery * gallery).sum(1)
     chunk_size = max(1, min(chunk_size or chunk_rows(len(gallery), k), len(queries)))
     # one buffer for every chunk's distances: a fresh (chunk, M) block each time costs the
@@ -74,12 +95,13 @@ def knn_chunks(
         partial = torch.addmm(
             gallery_norms[None, :], chunk, gallery.T, alpha=-2.0, out=buffer[: len(chunk)]
         )
-        if exclude_self:
+        if self_offset is not None:
             rows = torch.arange(len(chunk), device=chunk.device)
-            partial[rows, rows + start] = float("inf")
+            columns = rows + start - self_offset
+            inside = (columns >= 0) & (columns < len(gallery))
+            partial[rows[inside], columns[inside]] = float("inf")
         values, ids = _smallest(partial, k)
-        squared = (values + (chunk * chunk).sum(1, keepdim=True)).clamp_(min=0.0)
-        yield slice(start, start + len(chunk)), squared, ids
+        yield slice(start, start + len(chunk)), values, ids
 
 
 def _smallest(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

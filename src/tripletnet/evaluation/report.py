@@ -24,14 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..collective import gathered, gathered_rows
 from ..data import DatasetSplits, ImageFiles, LabelledArray
 from ..devices import resolve_device
+from ..errors import TripletnetError
 from ..files import read_json
 from ..progress import progress
 from ..runs import COMMAND, HISTORY, MODEL, TrainedRun, load_run
 from ..runs.data import Embedded, embed_split, load_data
 from ..sampling import fixed_test_triplets
 from ..text import plural
+from ..world import SINGLE, World
 from .baseline_cache import cached_row, data_identity
 from .classify import knn_accuracy
 from .embedding_cache import cached_embeddings, embeddings_key, file_digest
@@ -41,6 +44,7 @@ from .evaluate import (
     Evaluation,
     _submit,
     evaluate_embeddings,
+    evaluate_shard,
 )
 from .probe import linear_probe_accuracy
 from .report_files import cached_projections, draw_views, render_evaluation, write_evaluation
@@ -96,7 +100,9 @@ def evaluate_run(
     workers: int = 0,
     device: str = "auto",
     trust_model_code: bool | None = None,
-) -> dict[str, Any]:
+    memory_mb: float | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any] | None:
     """Embed the run's evaluation splits with its net and measure them (the protocol above):
     the test triplet error, every embedding metric (``evaluate_embeddings``) and a table of
     rows (the embedding, the raw inputs, a semi-supervised run's labelled samples). A
@@ -106,8 +112,18 @@ def evaluate_run(
     Everything runs on ``device`` (``auto``: a GPU when there is one): the net, the k-NN search,
     the retrieval scores and the linear probes. The raw-input row is cached (``baseline_cache``),
     and so are the run's embeddings of each split (``embedding_cache``). ``trust_model_code``:
-    as for ``load_run`` (a ``package.module:factory`` net).
+    as for ``load_run`` (a ``package.module:factory`` net). ``memory_mb``: the gallery's
+    search reads it this many MiB at a time (``evaluate_shard``).
+
+    Every process of a torchrun job (``world``) embeds its ``World.shard`` of each split; the
+    queries are gathered, the gallery stays split (``evaluate_shard``), and rank 0 measures
+    the rest and writes the report: the metrics of one process. The other ranks return None.
     """
+    if world.distributed and (calibrate_far is not None or calibrate_precision is not None):
+        raise TripletnetError(
+            "--calibrate-far/--calibrate-precision need the whole gallery in one process: "
+            "run them without torchrun"
+        )
     on = resolve_device(device)
     run = load_run(run_dir, device=on, trust_model_code=trust_model_code)
     config, metric = run.config, run.spec.metric
@@ -123,17 +139,40 @@ def evaluate_run(
     weights = file_digest(run.path / MODEL)
 
     keys = {name: embeddings_key(weights, identities[name], on) for name in parts}
+    shares = {name: world.shard(len(part)) for name, part in parts.items()}
 
     def embedded(name: str) -> Embedded:  # cached: the same weights, the same samples
-        part = parts[name]
+        part, rows = parts[name], shares[name]
+        key = keys[name]
+        if world.distributed:  # this process's rows of the split
+            part = part.take(np.arange(rows.start, rows.stop))
+            key = embeddings_key(weights, f"{identities[name]} rows {rows.start}:{rows.stop}", on)
         return cached_embeddings(
-            keys[name],
-            lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers),
+            key, lambda: embed_split(run.model, part, run.prepare, device=on, workers=workers)
         )[0]
 
-    stages = progress(total=4, desc="evaluating: embedding", unit="stage")
-    queries = embedded("queries")
+    stages = progress(
+        total=4, desc="evaluating: embedding", unit="stage", show=None if world.main else False
+    )
+    queries = gathered_split(world, embedded("queries"), shares["queries"].start)
     gallery = embedded("gallery") if "gallery" in parts else None
+    gallery_kept = None
+    if gallery is not None:
+        gallery_kept = gathered_rows(world, gallery.kept + shares["gallery"].start)
+    labelled = _labelled(run, gallery, shares.get("gallery"), world)
+    measures: dict[str, Any] = {
+        "k": k,
+        "pairs": pairs,
+        "linear_probe": protocol.fit_on is not None,
+        "seed": seed,
+        "metric": metric,
+        "device": on,
+        "memory_mb": memory_mb,
+        "world": world,
+    }
+    if not world.main:  # its share of the gallery's measures; rank 0 does the rest
+        _measure_shard(queries, gallery, threshold=None, **measures)
+        return None
     _next_stage(stages, "measuring")
     out = Path(run_dir)
     if calibrate_far is not None or calibrate_precision is not None:
@@ -162,26 +201,15 @@ def evaluate_run(
     drafts = TemporaryDirectory(prefix=".figures-", dir=out)
     with drafts, ThreadPoolExecutor(1) as background:
         drawn = background.submit(views, Path(drafts.name))
-        evaluation = _measure(
-            queries,
-            gallery,
-            k=k,
-            pairs=pairs,
-            linear_probe=protocol.fit_on is not None,
-            threshold=saved["distance_threshold"] if saved else None,
-            seed=seed,
-            metric=metric,
-            device=on,
+        evaluation = _measure_shard(
+            queries, gallery, threshold=saved["distance_threshold"] if saved else None, **measures
         )
+        assert evaluation is not None
         figures = {name: path.replace(out / path.name) for name, path in drawn.result().items()}
     _next_stage(stages, "raw-input baseline")
     rows = {"embedding": _row(evaluation.metrics, queries.embeddings.shape[1], k, protocol)}
-    labelled = run.labelled()
-    if labelled is not None and gallery is not None:  # few labels: 1-NN to the labelled samples
-        at = np.searchsorted(gallery.kept, labelled[np.isin(labelled, gallery.kept)])
-        rows["labelled"] = _classification(
-            gallery.embeddings[at], gallery.labels[at], queries, 1, on
-        )
+    if labelled is not None:  # few labels: 1-NN to the labelled samples
+        rows["labelled"] = _classification(*labelled, queries, 1, on)
     if raw_baseline:
         measured, sample = _raw_sample(protocol, seed)
         if sample is not None:
@@ -232,7 +260,9 @@ def evaluate_run(
         evaluation,
         title,
         query_images=_rows_of(query_x, queries.kept),
-        gallery_images=_rows_of(gallery_x, gallery.kept if gallery is not None else queries.kept),
+        gallery_images=_rows_of(
+            gallery_x, gallery_kept if gallery_kept is not None else queries.kept
+        ),
         history=history,
         class_names=run.spec.class_names,
         tsne=tsne,
@@ -249,10 +279,50 @@ def _next_stage(stages: Any, name: str) -> None:
     stages.set_description_str(f"evaluating: {name}")
 
 
+def gathered_split(world: World, share: Embedded, start: int) -> Embedded:
+    """Every process's share of a split (its rows from ``start`` on), whole on every process."""
+    if not world.distributed:
+        return share
+    unreadable = [path for part in gathered(world, share.unreadable) for path in part]
+    return Embedded(
+        gathered_rows(world, share.embeddings),
+        gathered_rows(world, share.labels),
+        gathered_rows(world, share.kept + start),
+        unreadable,
+    )
+
+
+def _labelled(
+    run: TrainedRun, gallery: Embedded | None, rows: range | None, world: World
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The embeddings and labels of a semi-supervised run's labelled samples (None: not one),
+    from every process's share of the gallery."""
+    labelled = run.labelled()
+    if labelled is None or gallery is None or rows is None:
+        return None
+    kept = gallery.kept + rows.start
+    at = np.searchsorted(kept, labelled[np.isin(labelled, kept)])
+    embeddings = gathered_rows(world, gallery.embeddings[at])
+    return embeddings, gathered_rows(world, gallery.labels[at])
+
+
 def _measure(queries: Embedded, gallery: Embedded | None, **options: Any) -> Evaluation:
     """``evaluate_embeddings`` of embedded queries against an embedded gallery (None: each
     query against the others)."""
     return evaluate_embeddings(
+        queries.embeddings,
+        queries.labels,
+        gallery.embeddings if gallery is not None else None,
+        gallery.labels if gallery is not None else None,
+        **options,
+    )
+
+
+def _measure_shard(
+    queries: Embedded, gallery: Embedded | None, **options: Any
+) -> Evaluation | None:
+    """``evaluate_shard``: ``_measure`` where the gallery is this process's share of it."""
+    return evaluate_shard(
         queries.embeddings,
         queries.labels,
         gallery.embeddings if gallery is not None else None,

@@ -205,6 +205,8 @@ def render_evaluation(metrics: dict[str, Any], title: str) -> str:
         if metrics["same_set"]
         else f"against a gallery of {metrics['gallery']}"
     )
+    if metrics.get("processes", 1) > 1:  # the same numbers as one process's
+        setting += f" (searched by {metrics['processes']} processes, each a share of it)"
     recall = [key for key in retrieval if key.startswith("recall_at_")]
     lines = [
         f"## Embedding metrics: {title}",

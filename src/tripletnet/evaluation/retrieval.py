@@ -15,14 +15,26 @@ the averages and reported (``missing_labels``), as pytorch-metric-learning does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
-from .inputs import EvaluationInputError, labelled
-from .neighbours import as_rows, eval_device, knn_chunks
+from ..collective import gathered, gathered_rows
+from ..world import SINGLE, World
+from .inputs import EvaluationInputError, as_embeddings, as_labels, labelled
+from .neighbours import (
+    MAX_CHUNK,
+    as_rows,
+    check_dimensions,
+    eval_device,
+    knn_chunks,
+    squared_distances,
+)
+from .shards import budget_bytes, merged_on_main, shard_neighbours
 
 DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
 
@@ -146,9 +158,97 @@ def retrieve(
             gallery, gallery_labels, "gallery embeddings", "gallery labels"
         )
     candidates = len(gallery) - int(same_set)
+    relevant = _relevant_counts(query_labels, gallery_labels) - int(same_set)
+    k, recall_ks, kept = _depth(relevant, candidates, k, recall_ks, at_least)
+    device = eval_device(device)
+    q, g = as_rows(queries, device), as_rows(gallery, device)
+    chunks = knn_chunks(q, g, k, same_set)
+    ids, distances, scores = _scored(
+        chunks, q, query_labels, gallery_labels, relevant, k, kept, recall_ks
+    )
+    return RetrievalResults(
+        ids, distances, query_labels, gallery_labels, relevant, scores, k, same_set, recall_ks
+    )
+
+
+def retrieve_shard(
+    queries: Any,
+    query_labels: Any,
+    gallery: Any | None = None,
+    gallery_labels: Any | None = None,
+    k: int | None = None,
+    recall_ks: tuple[int, ...] | None = None,
+    at_least: int = 1,
+    device: torch.device | str | None = None,
+    world: World = SINGLE,
+    memory_mb: float | None = None,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> RetrievalResults | None:
+    """``retrieve`` with the gallery split over the processes of a job (``shards``): every
+    process gives all the queries and its own rows of the gallery (rank order is gallery order;
+    None: leave-one-out, and each process takes its ``World.shard`` of the queries), searches
+    them ``memory_mb`` MiB at a time (None: its rows at once), and rank 0 gets the results of
+    the whole gallery, the same as ``retrieve``'s; the other processes get None.
+
+    ``gallery`` may be a memory-mapped array (``np.load(path, mmap_mode="r")``): it is read a
+    block at a time, each block checked and turned into compared rows by ``prepare`` (default:
+    the checks of ``retrieve``)."""
+    queries, query_labels = labelled(queries, query_labels, "query embeddings", "query labels")
+    same_set = gallery is None
+    if gallery is None:
+        if gallery_labels is not None:
+            raise EvaluationInputError("gallery labels given without gallery embeddings")
+        mine = world.shard(len(queries))
+        gallery, offset, labels = queries[mine.start : mine.stop], mine.start, query_labels
+        prepare = np.asarray
+    else:
+        if gallery_labels is None:
+            raise EvaluationInputError("gallery embeddings given without gallery labels")
+        shape = np.shape(gallery)
+        if len(shape) != 2:
+            raise EvaluationInputError(f"gallery embeddings must be 2-D (N, D); got {shape}")
+        check_dimensions(queries.shape, shape)
+        own = as_labels(gallery_labels, shape[0], "gallery labels")
+        offset = sum(gathered(world, shape[0])[: world.rank])
+        labels = gathered_rows(world, own)
+    if prepare is None:
+        prepare = partial(as_embeddings, name="gallery embeddings")
+    candidates = len(labels) - int(same_set)
+    relevant = _relevant_counts(query_labels, labels) - int(same_set)
+    k, recall_ks, kept = _depth(relevant, candidates, k, recall_ks, at_least)
+    q = as_rows(queries, eval_device(device))
+    budget = budget_bytes(memory_mb)
+    best = shard_neighbours(q, gallery, offset, k, prepare, same_set, budget)
+    found = merged_on_main(world, *best, k)
+    if found is None:
+        return None
+    ranked = _chunked(q, *found)
+    ids, distances, scores = _scored(ranked, q, query_labels, labels, relevant, k, kept, recall_ks)
+    return RetrievalResults(
+        ids, distances, query_labels, labels, relevant, scores, k, same_set, recall_ks
+    )
+
+
+def _chunked(
+    queries: torch.Tensor, scores: torch.Tensor, ids: torch.Tensor
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """``knn_chunks``'s chunks from the merged (N, k) scores and ids of a sharded search."""
+    size = max(1, min(MAX_CHUNK, len(queries)))
+    for start in range(0, len(queries), size):
+        rows = slice(start, start + size)
+        yield rows, squared_distances(scores[rows], queries[rows]), ids[rows]
+
+
+def _depth(
+    relevant: np.ndarray,
+    candidates: int,
+    k: int | None,
+    recall_ks: tuple[int, ...] | None,
+    at_least: int,
+) -> tuple[int, tuple[int, ...], int]:
+    """The search's k, the Recall@K's K and the neighbours kept (``retrieve``)."""
     if candidates < 1:
         raise EvaluationInputError("leave-one-out retrieval needs at least two embeddings")
-    relevant = _relevant_counts(query_labels, gallery_labels) - int(same_set)
     if recall_ks is None:
         recall_ks = tuple(K for K in DEFAULT_RECALL_KS if candidates >= K)
     elif max(recall_ks) > candidates or min(recall_ks) < 1:
@@ -161,41 +261,38 @@ def retrieve(
         raise EvaluationInputError(
             f"k = {k} is smaller than the largest Recall@K ({max(recall_ks)})"
         )
-    kept = min(k, max(at_least, max(recall_ks)))
-    ids, distances, scores = _search_and_score(
-        queries, gallery, query_labels, gallery_labels, relevant, k, kept, same_set, recall_ks,
-        eval_device(device),
-    )  # fmt: skip
-    return RetrievalResults(
-        ids, distances, query_labels, gallery_labels, relevant, scores, k, same_set, recall_ks
-    )
+    elif k > candidates:
+        raise EvaluationInputError(
+            f"k = {k} but there are {candidates} gallery items to retrieve from; "
+            f"choose 1 <= k <= {candidates}"
+        )
+    return k, recall_ks, min(k, max(at_least, max(recall_ks)))
 
 
-def _search_and_score(
-    queries: np.ndarray,
-    gallery: np.ndarray,
+def _scored(
+    chunks: Iterable[tuple[slice, torch.Tensor, torch.Tensor]],
+    queries: torch.Tensor,
     query_labels: np.ndarray,
     gallery_labels: np.ndarray,
     relevant: np.ndarray,
     k: int,
     kept: int,
-    same_set: bool,
     recall_ks: tuple[int, ...],
-    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The kept neighbours (ids, distances) of every query and the scores of the scored ones."""
+    """The kept neighbours (ids, distances) of every query and the scores of the scored ones,
+    from each chunk of queries' (rows, squared distances, ids) of its k nearest."""
+    device = queries.device
     scored = relevant > 0
     with_r = int(relevant[scored].max(initial=0)) <= k  # R-Precision, MAP@R need the top R
     names = score_names(recall_ks, with_r)
     scores = {name: np.empty(int(scored.sum())) for name in names}
     ids = np.empty((len(queries), kept), dtype=np.int64)
     distances = np.empty((len(queries), kept), dtype=np.float32)
-    q, g = as_rows(queries, device), as_rows(gallery, device)
     q_labels = torch.as_tensor(query_labels, device=device)
     g_labels = torch.as_tensor(gallery_labels, device=device)
     r = torch.as_tensor(relevant, device=device)
     done = 0  # scored queries before this chunk
-    for rows, squared, found in knn_chunks(q, g, k, same_set):
+    for rows, squared, found in chunks:
         ids[rows] = found[:, :kept].cpu().numpy()
         distances[rows] = squared[:, :kept].sqrt().cpu().numpy()
         labels, counts = q_labels[rows], r[rows]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +26,35 @@ from .vectors import DEFAULT_STORE
 
 @dataclass
 class Collection:
-    """Items to index: embeddings with their labels, sources and (optional) thumbnails."""
+    """Items to index: embeddings with their labels, sources and (optional) thumbnails;
+    ``unreadable``: the image files left out."""
 
     vectors: np.ndarray
     labels: list[int | None]
     sources: list[str | None]
     thumbnails: list[np.ndarray] | None = None
     class_names: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Source:
+    """Items listed in a fixed order but not embedded yet: ``count`` of them; ``collect(rows)``
+    embeds a contiguous range of them (one process's share of a job), ``key`` says what was
+    listed (equal keys: the same items in the same order, for the same model)."""
+
+    count: int
+    key: str
+    collect: Callable[[range], Collection]
+
+    def everything(self) -> Collection:
+        return self.collect(range(self.count))
+
+
+def listing_key(embedder: Embedder, *facts: object) -> str:
+    """sha256 of the model's fingerprint and what identifies a listing."""
+    text = json.dumps([embedder.ref.fingerprint, *facts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def from_dataset(
@@ -42,6 +68,17 @@ def from_dataset(
     (``NAME:SPLIT:ROW``, or for image files the file's path relative to the dataset's folder,
     so no path of the machine that indexed them is served) and thumbnails. The run's own
     dataset is read as the run read it (image size, split); unreadable files are left out."""
+    return dataset_source(embedder, name, split, data_dir, limit).everything()
+
+
+def dataset_source(
+    embedder: Embedder,
+    name: str,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+) -> Source:
+    """:func:`from_dataset`'s items, listed: the split's first ``limit`` rows."""
     config = embedder.run.config
     if data_dir is None and name == config.data.dataset:  # where and how the run found it
         data = load_data(config)
@@ -53,25 +90,42 @@ def from_dataset(
             f"dataset {name} has inputs of shape {list(data.input_shape)} but the model takes "
             f"{list(embedder.input_shape)}; index a dataset the model was trained for"
         )
-    part = {"train": data.train, "test": data.test, "query": data.query, "gallery": data.gallery}[
+    whole = {"train": data.train, "test": data.test, "query": data.query, "gallery": data.gallery}[
         split
     ]
-    if part is None:
+    if whole is None:
         raise TripletnetError(f"{name} has no {split} split; choose train or test")
-    part = part.take(np.arange(len(part) if limit is None else min(limit, len(part))))
-    embedded = embed_split(embedder.run.model, part, embedder.run.prepare)
-    files = part.x if isinstance(part.x, ImageFiles) else None
+    count = len(whole) if limit is None else min(limit, len(whole))
+    files = whole.x if isinstance(whole.x, ImageFiles) else None
     pictures = embedder.raw_format.is_image
-    return Collection(
-        vectors=embedded.embeddings,
-        labels=[int(y) for y in embedded.labels],
-        sources=[
-            _relative(files.path(int(row)), name) if files is not None else f"{name}:{split}:{row}"
-            for row in embedded.kept
-        ],
-        thumbnails=embedder.thumbnails(np.asarray(part.x[embedded.kept])) if pictures else None,
-        class_names=data.class_names,
-    )
+
+    def collect(rows: range) -> Collection:
+        part = whole.take(np.arange(rows.start, rows.stop))
+        embedded = embed_split(embedder.run.model, part, embedder.run.prepare, embedder.device)
+        kept = embedded.kept + rows.start
+        return Collection(
+            vectors=embedded.embeddings,
+            labels=[int(y) for y in embedded.labels],
+            sources=[
+                _relative(files.path(int(row)), name)
+                if files is not None
+                else f"{name}:{split}:{row}"
+                for row in kept
+            ],
+            thumbnails=embedder.thumbnails(np.asarray(part.x[embedded.kept])) if pictures else None,
+            class_names=data.class_names,
+            unreadable=embedded.unreadable,
+        )
+
+    files_key = [] if files is None else [_file_facts(files.path(r)) for r in range(count)]
+    key = listing_key(embedder, "dataset", name, data_dir, split, count, len(whole), files_key)
+    return Source(count, key, collect)
+
+
+def _file_facts(path: str | Path) -> tuple[str, int, int]:
+    """A file's path, size and modification time: a file changed since has other facts."""
+    status = os.stat(path)
+    return str(path), status.st_size, status.st_mtime_ns
 
 
 def _relative(path: Path, dataset: str) -> str:
@@ -86,6 +140,11 @@ def _relative(path: Path, dataset: str) -> str:
 
 def from_images(embedder: Embedder, folder: Path) -> Collection:
     """Every image under ``folder``; a class-per-subfolder layout gives labels (sorted names)."""
+    return images_source(embedder, folder).everything()
+
+
+def images_source(embedder: Embedder, folder: Path) -> Source:
+    """:func:`from_images`'s items, listed: the image files under ``folder``, sorted."""
     if not folder.is_dir():
         raise TripletnetError(f"--images {folder} is not a folder")
     paths = [Path(found) for found in images_below(str(folder))]
@@ -93,14 +152,22 @@ def from_images(embedder: Embedder, folder: Path) -> Collection:
         raise TripletnetError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     classes = sorted({p.relative_to(folder).parts[0] for p in paths if p.parent != folder})
     labelled = all(p.parent != folder for p in paths)
-    samples = embedder.samples([read_image(p) for p in paths])
-    return Collection(
-        vectors=embedder.embed_samples(samples),
-        labels=[classes.index(p.relative_to(folder).parts[0]) if labelled else None for p in paths],
-        sources=[p.relative_to(folder).as_posix() for p in paths],
-        thumbnails=embedder.thumbnails(samples),
-        class_names=classes if labelled else [],
-    )
+
+    def collect(rows: range) -> Collection:
+        mine = paths[rows.start : rows.stop]
+        samples = embedder.samples([read_image(p) for p in mine])
+        return Collection(
+            vectors=embedder.embed_samples(samples),
+            labels=[
+                classes.index(p.relative_to(folder).parts[0]) if labelled else None for p in mine
+            ],
+            sources=[p.relative_to(folder).as_posix() for p in mine],
+            thumbnails=embedder.thumbnails(samples),
+            class_names=classes if labelled else [],
+        )
+
+    facts = [_file_facts(p) for p in paths]
+    return Source(len(paths), listing_key(embedder, "images", folder.resolve(), facts), collect)
 
 
 def from_vectors(embedder: Embedder, vectors: Path, labels: Path | None = None) -> Collection:

@@ -99,11 +99,19 @@ class QueryEmbedder(Protocol):
 
 @dataclass
 class Embedder(ImageQueries):
-    """A loaded run and its fingerprint: embeds raw samples or images for an index."""
+    """A loaded run and its fingerprint: embeds raw samples or images for an index (on
+    ``device``: see :meth:`to`)."""
 
     run: TrainedRun
     raw_format: RawFormat
     ref: ModelRef
+    device: str = "cpu"
+
+    def to(self, device: str) -> Embedder:
+        """Embed on ``device`` (e.g. ``cuda:1``) from now on."""
+        self.run.model.to(device)
+        self.device = device
+        return self
 
     @classmethod
     def from_run(cls, run_dir: str | Path, trust_model_code: bool | None = None) -> Embedder:
@@ -143,4 +151,4 @@ class Embedder(ImageQueries):
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:
         from ..runs import embed
 
-        return embed(self.run.model, samples, self.run.prepare)
+        return embed(self.run.model, samples, self.run.prepare, device=self.device)

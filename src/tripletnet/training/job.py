@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..world import barrier, stop
+from ..world import SINGLE, World, barrier, stop
 from .config import TrainConfig
 from .run import default_workers, join, run_config, train_resolved
 
@@ -37,8 +37,9 @@ def train_and_evaluate(
 ) -> Finished | None:
     """Train as ``train`` does (``out`` None: ``default_run_folder``), then evaluate the run
     (``evaluate_trained``); ``on_trained`` gets the training summary before the evaluation
-    starts. Under torchrun every process trains and rank 0 alone evaluates: the other ranks
-    return None."""
+    starts. Under torchrun every process trains and takes part in the evaluation (each
+    embeds and searches its share of the gallery); rank 0 writes the report, and the other
+    ranks return None."""
     resolved = run_config(config, None if out is None else Path(out), resume)
     world = join(resolved)  # under torchrun: join the job
     try:
@@ -54,28 +55,33 @@ def train_and_evaluate(
             log_epochs=True,
             command=command,
         )
+        barrier(world)  # rank 0 saved the net before any rank loads it to evaluate
+        if summary.get("already_finished") and (out / "metrics.json").is_file():
+            return Finished(out, summary, None) if world.main else None
+        if on_trained is not None and world.main:
+            on_trained(summary)
+        metrics = evaluate_trained(resolved, out, world)
     finally:
-        if not world.main:
-            stop()
-    if not world.main:  # rank 0 alone evaluates and reports
-        return None
-    stop()
-    if summary.get("already_finished") and (out / "metrics.json").is_file():
-        return Finished(out, summary, None)
-    if on_trained is not None:
-        on_trained(summary)
-    return Finished(out, summary, evaluate_trained(resolved, out))
+        stop()
+    return Finished(out, summary, metrics) if metrics is not None else None
 
 
-def evaluate_trained(config: TrainConfig, out: Path) -> dict[str, Any]:
+def evaluate_trained(
+    config: TrainConfig, out: Path, world: World = SINGLE
+) -> dict[str, Any] | None:
     """The evaluation of the run ``out`` just trained as ``config`` says, on its device and
-    with its workers, logged to its ``--log`` loggers; returns the metrics."""
+    with its workers, logged to its ``--log`` loggers; returns the metrics (None: a rank of a
+    torchrun job other than 0, which did its share)."""
+    from ..devices import resolve_device
     from ..evaluation.report import evaluate_run
     from .tracking import Loggers, log_evaluation
 
     workers = config.data.workers if config.data.workers is not None else default_workers()
+    device = str(world.device(resolve_device(config.optim.device)))
     # the net the user just trained (or resumed) from their own --model: its code is trusted
-    metrics = evaluate_run(out, workers=workers, device=config.optim.device, trust_model_code=True)
+    metrics = evaluate_run(out, workers=workers, device=device, trust_model_code=True, world=world)
+    if metrics is None:
+        return None
     loggers = Loggers(config.evaluation.loggers, out)  # the same runs: resumed, appended to
     try:
         log_evaluation(loggers, out, metrics, trust_model_code=True)

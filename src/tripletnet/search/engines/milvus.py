@@ -89,6 +89,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_lite(uri: str) -> bool:
+    """A Milvus Lite file (run in this process), not a server's address."""
+    return re.match(r"(https?|tcp|grpc)://", uri) is None
+
+
 def connect(uri: str, token: str | None = None) -> Any:
     """A MilvusClient for ``uri`` (a ``.db`` file: Milvus Lite in this process), or one
     error line: the extra is missing, the URI is not one, or nothing answers there."""
@@ -97,7 +102,7 @@ def connect(uri: str, token: str | None = None) -> Any:
     except ImportError:
         raise TripletnetError(INSTALL) from None
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its errors become ours
-    remote = re.match(r"(https?|tcp|grpc)://", uri) is not None
+    remote = not is_lite(uri)
     if not remote:
         if not uri.endswith(".db"):
             raise TripletnetError(
@@ -553,10 +558,60 @@ class MilvusIndex:
         (``ids`` where given: increasing, from ``next_id`` on). The next id is recorded before
         the insert (a failed insert leaves a gap, never a reused id); ``key`` is recorded after
         it, with what it made."""
-        vectors = self.check_vectors(vectors)
-        count = len(vectors)
+        vectors, rows = self._new_rows(vectors, labels, sources, thumbnails, metadata)
+        count = len(rows)
         if ids is not None and len(ids) != count:
             raise TripletnetError(f"{count} vectors but {len(ids)} ids")
+        first = self.next_id
+        new = (
+            np.arange(first, first + count, dtype=np.int64) if ids is None else _chosen(ids, first)
+        )
+        if not count:
+            return new
+        with _milvus("add the items"):
+            self.client.upsert(self.name + COMPANION, [_record("next_id", int(new[-1]) + 1)])
+            self._insert(new, vectors, rows)
+            if key is not None:
+                made = [
+                    [int(i), row["label"], row["source"], row["metadata"]]
+                    for i, row in zip(new, rows, strict=True)
+                ]
+                text = json.dumps([digest, made, [bool(row["thumbnail"]) for row in rows]])
+                self.client.upsert(self.name + COMPANION, [_record("key:" + key, text)])
+        self.thumbnails.forget(new.tolist())
+        return new
+
+    def insert_share(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        labels: Sequence[int | None],
+        sources: Sequence[str | None],
+        thumbnails: Sequence[np.ndarray] | None,
+    ) -> None:
+        """Insert one process's share of a new collection with the ids the job gave it (the
+        job records the next id: engines/milvus_job.py)."""
+        vectors, rows = self._new_rows(vectors, labels, sources, thumbnails, None)
+        if len(ids) != len(rows):
+            raise TripletnetError(f"{len(rows)} vectors but {len(ids)} ids")
+        with _milvus("add the items"):
+            self._insert(np.asarray(ids, np.int64), vectors, rows)
+
+    def set_next_id(self, next_id: int) -> None:
+        with _milvus("record the next id"):
+            self.client.upsert(self.name + COMPANION, [_record("next_id", next_id)])
+
+    def _new_rows(
+        self,
+        vectors: np.ndarray,
+        labels: Sequence[int | None] | np.ndarray | None,
+        sources: Sequence[str | None] | None,
+        thumbnails: Sequence[np.ndarray] | np.ndarray | None,
+        metadata: Sequence[dict[str, Any] | None] | None,
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """The checked vectors, and the items' other fields as Milvus rows (no id, no vector)."""
+        vectors = self.check_vectors(vectors)
+        count = len(vectors)
         given = (("labels", labels), ("sources", sources), ("thumbnails", thumbnails))
         for what, values in (*given, ("metadata", metadata)):
             if values is not None and len(values) != count:
@@ -568,35 +623,23 @@ class MilvusIndex:
         for source in named:
             if source is not None and len(source) > MAX_TEXT:
                 raise InvalidInput(f"a source must be at most {MAX_TEXT} characters")
-        first = self.next_id
-        new = (
-            np.arange(first, first + count, dtype=np.int64) if ids is None else _chosen(ids, first)
-        )
-        if not count:
-            return new
-        with _milvus("add the items"):
-            self.client.upsert(self.name + COMPANION, [_record("next_id", int(new[-1]) + 1)])
-            for start in range(0, count, INSERT_ROWS):
-                rows = [
-                    {
-                        "id": int(new[row]),
-                        "vector": vectors[row].tolist(),
-                        "label": checked_labels[row],
-                        "source": named[row],
-                        "metadata": checked[row],
-                        "thumbnail": texts[row],
-                    }
-                    for row in range(start, min(start + INSERT_ROWS, count))
-                ]
-                self.client.insert(self.name, rows)
-            if key is not None:
-                made = [
-                    [int(i), checked_labels[r], named[r], checked[r]] for r, i in enumerate(new)
-                ]
-                text = json.dumps([digest, made, [bool(t) for t in texts]])
-                self.client.upsert(self.name + COMPANION, [_record("key:" + key, text)])
-        self.thumbnails.forget(new.tolist())
-        return new
+        return vectors, [
+            {
+                "label": checked_labels[row],
+                "source": named[row],
+                "metadata": checked[row],
+                "thumbnail": texts[row],
+            }
+            for row in range(count)
+        ]
+
+    def _insert(self, ids: np.ndarray, vectors: np.ndarray, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), INSERT_ROWS):
+            batch = [
+                {"id": int(ids[row]), "vector": vectors[row].tolist(), **rows[row]}
+                for row in range(start, min(start + INSERT_ROWS, len(rows)))
+            ]
+            self.client.insert(self.name, batch)
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Delete the items with these ids (unknown ids are ignored); how many went."""
@@ -739,6 +782,18 @@ class MilvusLive:
         )
         return live
 
+    def promote(self, name: str) -> None:
+        """Rename this collection (a job's staging one) and its companion to ``name``,
+        replacing a collection of that name."""
+        final = check_name(name)
+        with _milvus(f"rename collection {self._name} to {final}"):
+            for collection in (final + COMPANION, final):
+                if self.client.has_collection(collection):
+                    self.client.drop_collection(collection)
+            self.client.rename_collection(self._name + COMPANION, final + COMPANION)
+            self.client.rename_collection(self._name, final)
+        self._name, self._index = final, None
+
     def drop(self) -> None:
         """Drop the collection and its companion (a build that failed)."""
         with _milvus(f"drop collection {self._name}"):
@@ -752,4 +807,13 @@ class MilvusLive:
             return bool(self.client.has_collection(self._name))
 
 
-__all__ = ["KINDS", "MilvusIndex", "MilvusLive", "check_name", "connect", "expression", "literal"]
+__all__ = [
+    "KINDS",
+    "MilvusIndex",
+    "MilvusLive",
+    "check_name",
+    "connect",
+    "expression",
+    "is_lite",
+    "literal",
+]
