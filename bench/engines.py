@@ -82,7 +82,7 @@ def child(engine: str, kind: str, n: int, count: int, truth_file: str) -> dict[s
         "engine": engine,
         "kind": kind,
         "build_s": round(built, 1),
-        "qps": round(count / searched),
+        "qps": round(count / searched, 1),
         "recall@10": round(recall, 3),
         "peak_mb": round(peak_mb),
     }
