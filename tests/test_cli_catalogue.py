@@ -477,6 +477,39 @@ CATALOGUE: list[tuple[str, str]] = [
         "a_file",
     ),
     ("evaluate {w}/run --calibrate-far 2", "--calibrate-far"),
+    # --memory-mb: the gallery memory-mapped and checked a block at a time
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 0",
+        "--memory-mb",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb lots",
+        "--memory-mb",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-labels {w}/bad/labels.npy --gallery-embeddings {w}/bad/vectors_nan.npy",
+        "NaN",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-labels {w}/bad/labels.npy --gallery-embeddings {w}/bad/vectors_3d.npy",
+        "2-D",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-labels {w}/bad/labels.npy --gallery-embeddings {w}/bad/pickled.npy",
+        "pickled.npy",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-labels {w}/bad/labels.npy --gallery-embeddings {w}/bad/strings.npy",
+        "numeric",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-labels {w}/bad/labels.npy --gallery-embeddings {w}/bad/vectors_wrong_dim.npy",
+        "dimension",
+    ),
+    (
+        "evaluate --embeddings {w}/bad/vectors.npy --labels {w}/bad/labels.npy --out {out} --memory-mb 1 --gallery-embeddings {w}/bad/vectors.npy --gallery-labels {w}/bad/labels_short.npy",
+        "labels_short.npy",
+    ),
     ("evaluate {w}/run --metric cosine", "only with --embeddings"),
     ("evaluate {w}/run --workers -1", "--workers"),
     (

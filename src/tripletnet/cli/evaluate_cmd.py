@@ -35,9 +35,12 @@ def _gallery_share(
 ) -> tuple[Any, np.ndarray | None]:
     """This process's rows of the gallery files (``World.shard``), the embeddings memory-mapped
     (read as they are searched)."""
+    from ..evaluation.inputs import check_layout
+
     if embeddings is None or labels is None:
         return None, None
     gallery = load_npy(embeddings, mapped=True)
+    check_layout(gallery, f"{embeddings} (gallery embeddings)")
     every = _load(labels)
     assert every is not None
     rows = world.shard(len(gallery))

@@ -23,7 +23,14 @@ from ..world import SINGLE, World
 from .classify import class_sums, nearest_centroid_correct, nearest_centroid_of, vote
 from .clustering import clustering_scores
 from .confidence import bootstrap_cis
-from .inputs import EvaluationInputError, as_embeddings, as_labels, labelled, require_classes
+from .inputs import (
+    EvaluationInputError,
+    as_embeddings,
+    as_labels,
+    check_layout,
+    labelled,
+    require_classes,
+)
 from .neighbours import check_dimensions, eval_device
 from .opis import threshold_consistency
 from .probe import linear_probe_correct, linear_probe_cross_validated
@@ -168,10 +175,8 @@ def evaluate_shard(
         if gallery_labels is None:
             raise EvaluationInputError("gallery embeddings given without gallery labels")
         if streamed:  # checked a block at a time, as it is read
-            shape = np.shape(gallery)
-            if len(shape) != 2:
-                raise EvaluationInputError(f"gallery embeddings must be 2-D (N, D); got {shape}")
-            gallery_labels = as_labels(gallery_labels, shape[0], "gallery labels")
+            check_layout(np.asarray(gallery), "gallery embeddings")  # a map: nothing read
+            gallery_labels = as_labels(gallery_labels, len(gallery), "gallery labels")
         else:
             gallery, gallery_labels = labelled(
                 gallery, gallery_labels, "gallery embeddings", "gallery labels"

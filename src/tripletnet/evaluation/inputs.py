@@ -18,12 +18,7 @@ def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     array = np.asarray(x)
-    if array.ndim != 2:
-        raise EvaluationInputError(f"{name} must be 2-D (N, D); got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise EvaluationInputError(f"{name} is empty: at least one row is needed")
-    if not np.issubdtype(array.dtype, np.number):
-        raise EvaluationInputError(f"{name} must be numeric; got dtype {array.dtype}")
+    check_layout(array, name)
     array = np.ascontiguousarray(array, dtype=np.float32)
     if not array.flags.writeable:  # e.g. memory-mapped: torch wants arrays it may write
         array = array.copy()
@@ -35,6 +30,16 @@ def as_embeddings(x: Any, name: str = "embeddings") -> np.ndarray:
             "fix or drop those rows (a diverged model often gives NaN embeddings)"
         )
     return array
+
+
+def check_layout(array: np.ndarray, name: str = "embeddings") -> None:
+    """``array`` (in memory or memory-mapped: nothing is read) is a non-empty numeric (N, D)."""
+    if array.ndim != 2:
+        raise EvaluationInputError(f"{name} must be 2-D (N, D); got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise EvaluationInputError(f"{name} is empty: at least one row is needed")
+    if not np.issubdtype(array.dtype, np.number):
+        raise EvaluationInputError(f"{name} must be numeric; got dtype {array.dtype}")
 
 
 def as_labels(y: Any, length: int, name: str = "labels") -> np.ndarray:
