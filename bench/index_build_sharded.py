@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -83,12 +82,6 @@ def small_run(work: Path) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def timed(command: list[str], threads: int) -> float:
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     started = time.perf_counter()
@@ -133,9 +126,8 @@ def main() -> None:
         build = ["-m", "tripletnet", "index", "build", str(run), "--images", str(folder),
                  "--overwrite", "--no-progress"]  # fmt: skip
         one = timed([sys.executable, *build, "--out", str(work / "one")], cores)
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                    str(args.processes), "--master_addr", "127.0.0.1",
-                    "--master_port", str(free_port())]  # fmt: skip
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(args.processes)]  # fmt: skip
         threads = max(1, cores // args.processes)
         many = timed([*torchrun, *build, "--out", str(work / "many")], threads)
         print("| processes | threads each | wall s | images/s | speed-up |")
